@@ -1,0 +1,33 @@
+"""The ASGI application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+
+from meterline.admin import AdminAPI
+from meterline.gateway import Gateway
+from meterline.settings import Settings
+from meterline.surfaces import OpenAISurface
+
+__all__ = ["create_app"]
+
+
+def create_app(settings: Settings, env: Mapping[str, str] | None = None) -> Starlette:
+    """Build the app; resources are opened and closed by its lifespan."""
+    gateway = Gateway(settings, env)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await gateway.start()
+        try:
+            yield
+        finally:
+            await gateway.stop()
+
+    routes = [*OpenAISurface(gateway).routes(), *AdminAPI(gateway).routes()]
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.gateway = gateway
+    return app

@@ -1,0 +1,132 @@
+"""``meterline serve | demo | stats | check-config | models``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+
+from rich.console import Console
+
+from meterline.settings import ConfigError, Settings, load_settings
+
+__all__ = ["main"]
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    settings = load_settings(getattr(args, "config", None))
+    if getattr(args, "database_url", None):
+        from dataclasses import replace
+
+        settings = replace(settings, database_url=args.database_url)
+    return settings
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from meterline.app import create_app
+
+    settings = _settings(args)
+    host = args.host or settings.server.host
+    port = args.port or settings.server.port
+    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_level=args.log_level,
+        access_log=args.access_log,
+        lifespan="on",
+    )
+    return 0
+
+
+def _stats(args: argparse.Namespace) -> int:
+    from meterline.report import print_stats
+    from meterline.store import open_engine, usage_stats
+
+    settings = _settings(args)
+
+    async def run() -> None:
+        assert settings.database_url is not None
+        engine = await open_engine(settings.database_url)
+        try:
+            groups = await usage_stats(engine, days=args.days)
+        finally:
+            await engine.dispose()
+        print_stats(Console(), groups, f"Meterline usage, last {args.days:g} day(s)")
+
+    asyncio.run(run())
+    return 0
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    console = Console()
+    try:
+        settings = load_settings(args.file, env={})
+    except ConfigError as exc:
+        for problem in exc.problems:
+            console.print(f"[red]error[/red] {problem}", highlight=False)
+        console.print(f"{len(exc.problems)} problem(s) in {args.file}")
+        return 1
+    except OSError as exc:
+        console.print(f"[red]error[/red] cannot read {args.file}: {exc.strerror}")
+        return 1
+    names = ", ".join(p.name for p in settings.providers) or "none"
+    console.print(f"{args.file}: OK ({len(settings.providers)} provider(s): {names}; "
+                  f"{len(settings.aliases)} alias(es))")  # fmt: skip
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from meterline.demo import run_demo
+
+    return asyncio.run(run_demo(Console(), requests=args.requests, seed=args.seed))
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="meterline", description="A self-hosted LLM gateway.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the gateway")
+    serve.add_argument("--host", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to bind (default 4000)")
+    serve.add_argument("--config", help="YAML config file")
+    serve.add_argument("--database-url", help="overrides METERLINE_DATABASE_URL")
+    serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    serve.add_argument("--access-log", action="store_true", help="log every HTTP request line")
+    serve.set_defaults(run=_serve)
+
+    stats = sub.add_parser("stats", help="usage by provider and model, from the request log")
+    stats.add_argument("--days", type=float, default=7)
+    stats.add_argument("--config", help="YAML config file")
+    stats.add_argument("--database-url", help="overrides METERLINE_DATABASE_URL")
+    stats.set_defaults(run=_stats)
+
+    check = sub.add_parser("check-config", help="validate a config file")
+    check.add_argument("file")
+    check.set_defaults(run=_check_config)
+
+    demo = sub.add_parser("demo", help="try the gateway against simulated providers (no keys)")
+    demo.add_argument("--requests", type=int, default=120)
+    demo.add_argument("--seed", type=int, default=7)
+    demo.set_defaults(run=_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return int(args.run(args))
+    except ConfigError as exc:
+        print(f"configuration error:\n{exc}", file=sys.stderr)  # noqa: T201
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,113 @@
+"""The Gateway: every long-lived part of one running Meterline, built from Settings.
+
+Nothing is created at import time; :meth:`Gateway.start` opens the database, the log writer,
+the upstream HTTP session and the providers, and :meth:`Gateway.stop` closes them in reverse.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import aiohttp
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from meterline.catalog import Catalog
+from meterline.pipeline import Pipeline
+from meterline.pipeline.dispatch import Dispatch
+from meterline.pipeline.log import RequestLog
+from meterline.pipeline.route import Resolver, RouteStage
+from meterline.providers import ProviderDeps, ProviderRegistry, register_models
+from meterline.settings import Settings, default_database_url
+from meterline.store import LogWriter, open_engine
+
+__all__ = ["Gateway"]
+
+log = logging.getLogger("meterline")
+
+
+class Gateway:
+    def __init__(self, settings: Settings, env: Mapping[str, str] | None = None) -> None:
+        self.settings = settings
+        self.env = dict(os.environ if env is None else env)
+        self.catalog = Catalog.builtin()
+        register_models(self.catalog, settings.providers)
+        self._engine: AsyncEngine | None = None
+        self._writer: LogWriter | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._providers: ProviderRegistry | None = None
+        self._pipeline: Pipeline | None = None
+
+    @property
+    def database_url(self) -> str:
+        return self.settings.database_url or default_database_url(self.env)
+
+    def _spill_dir(self) -> Path:
+        if self.settings.log.spill_dir:
+            return Path(self.settings.log.spill_dir).expanduser()
+        url = make_url(self.database_url)
+        if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+            return Path(url.database).expanduser().parent / "spill"
+        return Path(self.env.get("METERLINE_HOME") or Path.home() / ".meterline") / "spill"
+
+    async def start(self) -> None:
+        self._engine = await open_engine(self.database_url)
+        self._writer = LogWriter(self._engine, self.settings.log, self._spill_dir())
+        self._writer.start()
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0, limit_per_host=256, ttl_dns_cache=300),
+            auto_decompress=True,
+        )
+        deps = ProviderDeps(
+            self._session, self.catalog, self.settings.retry, self.settings.timeout, self.env
+        )
+        self._providers = ProviderRegistry.build(self.settings.providers, deps)
+        resolver = Resolver(self.catalog, self._providers, self.settings.aliases)
+        self._pipeline = Pipeline(
+            [RequestLog(self._writer), RouteStage(resolver), Dispatch(self._providers)]
+        )
+        log.info("meterline started with providers: %s", ", ".join(p.name for p in self._providers))
+
+    async def stop(self) -> None:
+        if self._writer is not None:
+            await self._writer.close()
+        if self._providers is not None:
+            await self._providers.aclose()
+        if self._session is not None:
+            await self._session.close()
+        if self._engine is not None:
+            await self._engine.dispose()
+
+    @property
+    def engine(self) -> AsyncEngine:
+        assert self._engine is not None, "the gateway has not been started"
+        return self._engine
+
+    @property
+    def writer(self) -> LogWriter:
+        assert self._writer is not None, "the gateway has not been started"
+        return self._writer
+
+    @property
+    def providers(self) -> ProviderRegistry:
+        assert self._providers is not None, "the gateway has not been started"
+        return self._providers
+
+    @property
+    def pipeline(self) -> Pipeline:
+        assert self._pipeline is not None, "the gateway has not been started"
+        return self._pipeline
+
+    async def model_ids(self) -> list[tuple[str, str]]:
+        """``(id, owner)`` for every model of every enabled provider; a name served by more
+        than one provider is listed as ``provider:name`` for each."""
+        served: list[tuple[str, str]] = []
+        for provider in self.providers:
+            served.extend((name, provider.name) for name in await provider.list_models())
+        counts: dict[str, int] = {}
+        for name, _ in served:
+            counts[name] = counts.get(name, 0) + 1
+        return [(name if counts[name] == 1 else f"{owner}:{name}", owner) for name, owner in served]

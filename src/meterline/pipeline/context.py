@@ -1,0 +1,104 @@
+"""The per-request context that flows through the pipeline stages."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from meterline.catalog import ModelInfo, PicoUSD, cost
+from meterline.errors import GatewayError
+from meterline.types import ChatRequest, Principal, Usage
+
+__all__ = ["Completion", "Outcome", "RequestContext", "Route", "new_request_id"]
+
+log = logging.getLogger("meterline.pipeline")
+
+Completion = Callable[["RequestContext", "Outcome"], None]
+
+
+def new_request_id() -> str:
+    return secrets.token_hex(12)
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Where a request goes and why."""
+
+    provider: str
+    model: ModelInfo
+    reason: str
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What happened, known once the answer (or the stream) has ended."""
+
+    status: Literal["ok", "error", "cancelled"]
+    usage: Usage
+    cost: PicoUSD = 0
+    http_status: int = 200
+    error: str | None = None
+    finish_reason: str | None = None
+    latency_ms: float = 0.0
+    ttft_ms: float | None = None
+
+
+@dataclass(slots=True)
+class RequestContext:
+    request: ChatRequest
+    surface: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+    request_id: str = field(default_factory=new_request_id)
+    principal: Principal = field(default_factory=Principal)
+    metadata: dict[str, str] = field(default_factory=dict)
+    route: Route | None = None
+    response_headers: dict[str, str] = field(default_factory=dict)
+    started: float = field(default_factory=time.perf_counter)
+    created_at: float = field(default_factory=time.time)
+    first_token_at: float | None = None
+    outcome: Outcome | None = None
+    _completions: list[Completion] = field(default_factory=list)
+
+    @property
+    def model_requested(self) -> str:
+        return self.request.model
+
+    def elapsed_ms(self, until: float | None = None) -> float:
+        return ((until or time.perf_counter()) - self.started) * 1000
+
+    def on_complete(self, callback: Completion) -> None:
+        """Run ``callback`` once the request has ended, whichever way it ended."""
+        self._completions.append(callback)
+
+    def complete(
+        self,
+        status: Literal["ok", "error", "cancelled"],
+        usage: Usage,
+        *,
+        error: GatewayError | None = None,
+        finish_reason: str | None = None,
+    ) -> Outcome:
+        """Record the outcome (cost included) and run the completion callbacks, once."""
+        if self.outcome is not None:
+            return self.outcome
+        price_cost = cost(usage, self.route.model.price) if self.route is not None else 0
+        self.outcome = Outcome(
+            status=status,
+            usage=usage,
+            cost=price_cost,
+            http_status=error.status if error is not None else 200,
+            error=error.message if error is not None else None,
+            finish_reason=finish_reason,
+            latency_ms=self.elapsed_ms(),
+            ttft_ms=self.elapsed_ms(self.first_token_at) if self.first_token_at else None,
+        )
+        for callback in reversed(self._completions):
+            try:
+                callback(self, self.outcome)
+            except Exception:  # noqa: BLE001 - one failing observer must not hide the others
+                log.exception("completion callback %r failed", callback)
+        return self.outcome

@@ -1,0 +1,53 @@
+"""The provider interface: what every upstream adapter implements.
+
+A provider receives a :class:`ChatRequest` whose ``model`` is already the upstream's model name,
+and answers with a :class:`ChatResponse` or a stream of :class:`ChatChunk`. Errors are raised as
+:class:`~meterline.errors.ProviderError` subclasses. Retries and timeouts are the provider's own
+business (see :mod:`meterline.providers.http`); fallback across providers is not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import aiohttp
+
+from meterline.catalog import Catalog
+from meterline.settings import ProviderSettings, RetrySettings, TimeoutSettings
+from meterline.types import ChatChunk, ChatRequest, ChatResponse
+
+__all__ = ["Provider", "ProviderDeps", "ProviderFactory"]
+
+
+class Provider(Protocol):
+    name: str
+
+    async def complete(self, request: ChatRequest) -> ChatResponse:
+        """Answer ``request`` in one piece."""
+        ...
+
+    def stream(self, request: ChatRequest) -> AsyncIterator[ChatChunk]:
+        """Answer ``request`` as a stream; closing the iterator cancels the upstream call."""
+        ...
+
+    async def list_models(self) -> list[str]:
+        """The upstream model names this provider serves (may ask the upstream)."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderDeps:
+    """What the app hands every provider factory: shared resources and defaults."""
+
+    session: aiohttp.ClientSession
+    catalog: Catalog
+    retry: RetrySettings = field(default_factory=RetrySettings)
+    timeout: TimeoutSettings = field(default_factory=TimeoutSettings)
+    env: Mapping[str, str] = field(default_factory=dict)
+
+
+ProviderFactory = Callable[[ProviderSettings, ProviderDeps], Provider]

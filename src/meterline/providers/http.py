@@ -1,0 +1,140 @@
+"""The one place upstream HTTP happens: a pooled aiohttp session, timeouts and retries.
+
+Retries cover 429, 5xx (configurable) and connection errors, with exponential backoff and full
+jitter, honouring the upstream's ``retry-after`` when it is within ``backoff_max``. A stream is
+retried only before its first byte: once a chunk has reached the client there is no going back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import orjson
+
+from meterline.errors import (
+    ProviderError,
+    UpstreamConnectionError,
+    UpstreamTimeout,
+)
+from meterline.settings import RetrySettings, TimeoutSettings
+
+__all__ = ["ErrorDecoder", "HttpClient", "UpstreamCall"]
+
+ErrorDecoder = Callable[[int, Any, dict[str, str], str], ProviderError]
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamCall:
+    method: str
+    url: str
+    headers: dict[str, str]
+    body: bytes | None = None
+
+
+def _json_or_text(raw: bytes) -> Any:
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return {"error": {"message": raw.decode("utf-8", "replace")[:500] or "empty body"}}
+
+
+class HttpClient:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        provider: str,
+        retry: RetrySettings,
+        timeout: TimeoutSettings,
+        decode_error: ErrorDecoder,
+    ) -> None:
+        self.session = session
+        self.provider = provider
+        self.retry = retry
+        self.timeout = timeout
+        self.decode_error = decode_error
+        self._client_timeout = aiohttp.ClientTimeout(
+            total=timeout.total, sock_connect=timeout.connect
+        )
+
+    async def send(self, call: UpstreamCall) -> bytes:
+        """Send ``call`` and return the body of a 2xx answer (with retries)."""
+        response = await self.open(call)
+        try:
+            return await response.read()
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise self._transport_error(exc) from None
+        finally:
+            response.release()
+
+    async def open(self, call: UpstreamCall) -> aiohttp.ClientResponse:
+        """Send ``call`` and return the open 2xx response (headers read, body not yet)."""
+        attempt = 1
+        while True:
+            try:
+                return await self._attempt(call)
+            except ProviderError as exc:
+                delay = self._retry_delay(exc, attempt)
+                if delay is None:
+                    raise
+            attempt += 1
+            await asyncio.sleep(delay)
+
+    async def first(self, chunks: AsyncIterator[Any]) -> Any:
+        """The first item of a stream, under the first-byte timeout."""
+        try:
+            async with asyncio.timeout(self.timeout.first_byte):
+                return await anext(chunks)
+        except TimeoutError:
+            raise UpstreamTimeout(
+                f"{self.provider} sent no data within {self.timeout.first_byte:g}s",
+                provider=self.provider,
+            ) from None
+
+    async def _attempt(self, call: UpstreamCall) -> aiohttp.ClientResponse:
+        try:
+            async with asyncio.timeout(self.timeout.first_byte):
+                response = await self.session.request(
+                    call.method,
+                    call.url,
+                    data=call.body,
+                    headers=call.headers,
+                    timeout=self._client_timeout,
+                )
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise self._transport_error(exc) from None
+        if response.status < 400:
+            return response
+        try:
+            raw = await response.read()
+        except (aiohttp.ClientError, TimeoutError):
+            raw = b""
+        finally:
+            response.release()
+        headers = {k.lower(): v for k, v in response.headers.items()}
+        raise self.decode_error(response.status, _json_or_text(raw), headers, self.provider)
+
+    def _retry_delay(self, error: ProviderError, attempt: int) -> float | None:
+        if attempt >= self.retry.max_attempts or not error.retryable:
+            return None
+        status = error.upstream_status
+        if status is not None and status not in self.retry.retry_on_status:
+            return None
+        if isinstance(error, UpstreamTimeout):
+            return None
+        if error.retry_after is not None:
+            return error.retry_after if error.retry_after <= self.retry.backoff_max else None
+        ceiling = min(self.retry.backoff_max, self.retry.backoff_initial * 2 ** (attempt - 1))
+        return random.uniform(ceiling / 2, ceiling)
+
+    def _transport_error(self, exc: BaseException) -> ProviderError:
+        if isinstance(exc, TimeoutError | aiohttp.ServerTimeoutError):
+            return UpstreamTimeout(f"{self.provider} timed out", provider=self.provider)
+        return UpstreamConnectionError(
+            f"could not reach {self.provider}: {exc.__class__.__name__}: {exc}",
+            provider=self.provider,
+        )

@@ -1,0 +1,103 @@
+"""OpenAI Chat Completions upstream (``/v1/chat/completions``, bearer auth, SSE streams)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import aiohttp
+import orjson
+
+from meterline.errors import UpstreamConnectionError
+from meterline.providers.base import ProviderDeps
+from meterline.providers.http import HttpClient, UpstreamCall
+from meterline.settings import ProviderSettings
+from meterline.types import ChatChunk, ChatRequest, ChatResponse
+from meterline.wire.openai_request import encode_request
+from meterline.wire.openai_response import decode_chunk, decode_error, decode_response
+from meterline.wire.sse import SSEDecoder
+
+__all__ = ["OpenAIProvider"]
+
+
+class OpenAIProvider:
+    """OpenAI itself. Sends ``max_completion_tokens``, which every current OpenAI model takes."""
+
+    max_tokens_field = "max_completion_tokens"
+    default_base_url = "https://api.openai.com/v1"
+
+    def __init__(self, settings: ProviderSettings, deps: ProviderDeps) -> None:
+        self.name = settings.name
+        self.settings = settings
+        self.deps = deps
+        self.base_url = (settings.base_url or self.default_base_url).rstrip("/")
+        key = settings.api_key or (deps.env.get(settings.api_key_env or "") or None)
+        self.headers = {"content-type": "application/json", **settings.headers}
+        if key:
+            self.headers["authorization"] = f"Bearer {key}"
+        self.http = HttpClient(
+            deps.session,
+            self.name,
+            settings.retry or deps.retry,
+            settings.timeout or deps.timeout,
+            decode_error,
+        )
+        self._discovered: list[str] | None = None
+
+    def _call(self, request: ChatRequest) -> UpstreamCall:
+        body = encode_request(request, max_tokens_field=self.max_tokens_field)
+        return UpstreamCall(
+            "POST", f"{self.base_url}/chat/completions", self.headers, orjson.dumps(body)
+        )
+
+    async def complete(self, request: ChatRequest) -> ChatResponse:
+        raw = await self.http.send(self._call(request))
+        return decode_response(orjson.loads(raw))
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[ChatChunk]:
+        response = await self.http.open(self._call(request))
+        finished = False
+        try:
+            decoder = SSEDecoder()
+            reader = response.content.iter_any()
+            data: bytes = await self.http.first(reader)
+            while True:
+                for event in decoder.feed(data):
+                    if event.data == "[DONE]":
+                        continue
+                    body = orjson.loads(event.data)
+                    if isinstance(body, dict) and body.get("error") and not body.get("choices"):
+                        raise decode_error(500, body, {}, self.name)
+                    for chunk in decode_chunk(body):
+                        yield chunk
+                try:
+                    data = await anext(reader)
+                except StopAsyncIteration:
+                    break
+            finished = True
+        except aiohttp.ClientError as exc:
+            raise UpstreamConnectionError(
+                f"{self.name} broke off the stream: {exc}", provider=self.name
+            ) from None
+        finally:
+            # A stream read to its end returns its connection to the pool; one we abandon
+            # (client gone, error) is closed, which cancels the upstream generation.
+            if finished:
+                response.release()
+            else:
+                response.close()
+
+    async def list_models(self) -> list[str]:
+        configured = [m.name for m in self.settings.models]
+        known = [m.name for m in self.deps.catalog.for_provider(self.name)]
+        return list(dict.fromkeys(configured + known))
+
+    async def discover(self) -> list[str]:
+        """Ask the upstream's ``GET /models`` (once) for what it serves."""
+        if self._discovered is None:
+            raw = await self.http.send(UpstreamCall("GET", f"{self.base_url}/models", self.headers))
+            body = orjson.loads(raw)
+            self._discovered = [str(m["id"]) for m in body.get("data", []) if "id" in m]
+        return self._discovered
+
+    async def aclose(self) -> None:
+        """The shared session belongs to the app; nothing of our own to close."""

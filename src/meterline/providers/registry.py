@@ -1,0 +1,92 @@
+"""Provider types by name, and the set of providers one gateway runs with."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator, Mapping
+
+from meterline.catalog import Catalog, ModelInfo, price_from_mapping
+from meterline.providers.base import Provider, ProviderDeps, ProviderFactory
+from meterline.providers.compatible import CompatibleProvider
+from meterline.providers.openai import OpenAIProvider
+from meterline.settings import ModelEntry, ProviderSettings
+
+__all__ = ["PROVIDER_TYPES", "ProviderRegistry", "register_models"]
+
+log = logging.getLogger("meterline.providers")
+
+PROVIDER_TYPES: Mapping[str, ProviderFactory] = {
+    "openai": OpenAIProvider,
+    "openai-compatible": CompatibleProvider,
+}
+
+
+def _model_info(provider: str, entry: ModelEntry, base: ModelInfo | None) -> ModelInfo:
+    fields = {
+        "tier": entry.tier,
+        "context_window": entry.context_window,
+        "max_output": entry.max_output,
+        "tools": entry.tools,
+        "vision": entry.vision,
+        "json": entry.json,
+    }
+    defaults = base or ModelInfo(provider=provider, name=entry.name)
+    merged = {k: v if v is not None else getattr(defaults, k) for k, v in fields.items()}
+    price = price_from_mapping(entry.price) if entry.price is not None else defaults.price
+    return ModelInfo(provider=provider, name=entry.name, price=price, **merged)
+
+
+def register_models(catalog: Catalog, providers: Iterable[ProviderSettings]) -> None:
+    """Add each provider's configured models to the catalog; missing fields come from a
+    built-in model of the same name (so ``gpt-4o-mini`` on a proxy keeps its capabilities)."""
+    for settings in providers:
+        for entry in settings.models:
+            same = catalog.get(settings.name, entry.name) or next(
+                iter(catalog.named(entry.name)), None
+            )
+            catalog.add(_model_info(settings.name, entry, same))
+
+
+class ProviderRegistry:
+    """The enabled providers, by name, in configuration order."""
+
+    def __init__(self, providers: Iterable[Provider] = ()) -> None:
+        self._providers = {p.name: p for p in providers}
+
+    @classmethod
+    def build(
+        cls,
+        settings: Iterable[ProviderSettings],
+        deps: ProviderDeps,
+        types: Mapping[str, ProviderFactory] = PROVIDER_TYPES,
+    ) -> ProviderRegistry:
+        built = []
+        for entry in settings:
+            if not entry.enabled:
+                continue
+            factory = types.get(entry.type)
+            if factory is None:
+                log.warning(
+                    "provider %r has type %r, which this version cannot serve; skipped",
+                    entry.name,
+                    entry.type,
+                )
+                continue
+            built.append(factory(entry, deps))
+        return cls(built)
+
+    def get(self, name: str) -> Provider | None:
+        return self._providers.get(name)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._providers
+
+    def __iter__(self) -> Iterator[Provider]:
+        return iter(self._providers.values())
+
+    def __len__(self) -> int:
+        return len(self._providers)
+
+    async def aclose(self) -> None:
+        for provider in self._providers.values():
+            await provider.aclose()

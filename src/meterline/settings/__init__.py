@@ -1,0 +1,29 @@
+"""Settings: one validated object built from a YAML file and environment variables."""
+
+from meterline.settings.loader import default_database_url, load_settings, providers_from_env
+from meterline.settings.schema import (
+    LogSettings,
+    ModelEntry,
+    ProviderSettings,
+    RetrySettings,
+    ServerSettings,
+    Settings,
+    TimeoutSettings,
+)
+from meterline.settings.validate import ConfigError, ConfigProblem, parse_config
+
+__all__ = [
+    "ConfigError",
+    "ConfigProblem",
+    "LogSettings",
+    "ModelEntry",
+    "ProviderSettings",
+    "RetrySettings",
+    "ServerSettings",
+    "Settings",
+    "TimeoutSettings",
+    "default_database_url",
+    "load_settings",
+    "parse_config",
+    "providers_from_env",
+]

@@ -1,0 +1,93 @@
+"""The settings model: plain frozen dataclasses, validated once at start-up."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = [
+    "LogSettings",
+    "ModelEntry",
+    "ProviderSettings",
+    "RetrySettings",
+    "ServerSettings",
+    "Settings",
+    "TimeoutSettings",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class RetrySettings:
+    """Retries of one upstream call on 429 / 5xx / connection errors, with exponential backoff."""
+
+    max_attempts: int = 3
+    backoff_initial: float = 0.25
+    backoff_max: float = 8.0
+    retry_on_status: tuple[int, ...] = (429, 500, 502, 503, 504)
+
+
+@dataclass(frozen=True, slots=True)
+class TimeoutSettings:
+    """Seconds: to connect, to the first byte of the answer, for the whole call."""
+
+    connect: float = 10.0
+    first_byte: float = 120.0
+    total: float = 600.0
+
+
+@dataclass(frozen=True, slots=True)
+class ModelEntry:
+    """A model a provider serves; fields left out are taken from the built-in catalog."""
+
+    name: str
+    tier: str | None = None
+    context_window: int | None = None
+    max_output: int | None = None
+    tools: bool | None = None
+    vision: bool | None = None
+    json: bool | None = None
+    price: dict[str, str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderSettings:
+    name: str
+    type: str = "openai-compatible"
+    base_url: str | None = None
+    api_key: str | None = None
+    api_key_env: str | None = None
+    models: tuple[ModelEntry, ...] = ()
+    headers: dict[str, str] = field(default_factory=dict)
+    enabled: bool = True
+    retry: RetrySettings | None = None
+    timeout: TimeoutSettings | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSettings:
+    host: str = "127.0.0.1"
+    port: int = 4000
+    max_body_bytes: int = 20 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class LogSettings:
+    """The batched request-log writer. Rows that do not fit the queue spill to ``spill_dir``."""
+
+    queue_size: int = 10_000
+    batch_size: int = 500
+    flush_interval: float = 0.25
+    spill_dir: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    server: ServerSettings = field(default_factory=ServerSettings)
+    database_url: str | None = None
+    providers: tuple[ProviderSettings, ...] = ()
+    aliases: dict[str, str] = field(default_factory=dict)
+    retry: RetrySettings = field(default_factory=RetrySettings)
+    timeout: TimeoutSettings = field(default_factory=TimeoutSettings)
+    log: LogSettings = field(default_factory=LogSettings)
+
+    def provider(self, name: str) -> ProviderSettings | None:
+        return next((p for p in self.providers if p.name == name), None)

@@ -1,0 +1,187 @@
+"""Turn a YAML document into :class:`Settings`, reporting every error with its line and column."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass
+from typing import Any, Literal, Union, get_args, get_origin
+
+import yaml
+
+from meterline.settings.schema import ModelEntry, Settings
+
+__all__ = ["ConfigError", "ConfigProblem", "parse_config"]
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigProblem:
+    source: str
+    line: int
+    column: int
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.source}:{self.line}:{self.column}"
+        return f"{where}: {self.path or '(top level)'}: {self.message}"
+
+
+class ConfigError(Exception):
+    def __init__(self, problems: list[ConfigProblem]) -> None:
+        super().__init__("\n".join(str(p) for p in problems))
+        self.problems = problems
+
+
+class _Walker:
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.problems: list[ConfigProblem] = []
+        self.nodes: dict[str, yaml.Node] = {}
+
+    def fail(self, node: yaml.Node, path: str, message: str) -> None:
+        mark = node.start_mark
+        self.problems.append(
+            ConfigProblem(self.source, mark.line + 1, mark.column + 1, path, message)
+        )
+
+    def convert(self, node: yaml.Node, hint: Any, path: str) -> Any:
+        self.nodes[path] = node
+        origin = get_origin(hint)
+        if origin in (Union, types.UnionType):
+            return self._union(node, hint, path)
+        if dataclasses.is_dataclass(hint):
+            return self._dataclass(node, hint, path)
+        if origin is tuple:
+            return self._sequence(node, get_args(hint)[0], path)
+        if origin is dict:
+            return self._mapping(node, get_args(hint)[1], path)
+        if origin is Literal:
+            value = self._scalar(node, str, path)
+            if value is not None and value not in get_args(hint):
+                self.fail(node, path, f"must be one of {', '.join(get_args(hint))}")
+            return value
+        if hint is Any:
+            return yaml.safe_load(yaml.serialize(node))
+        return self._scalar(node, hint, path)
+
+    def _union(self, node: yaml.Node, hint: Any, path: str) -> Any:
+        options = [a for a in get_args(hint) if a is not type(None)]
+        if isinstance(node, yaml.ScalarNode) and node.tag.endswith(":null"):
+            return None
+        return self.convert(node, options[0], path)
+
+    def _scalar(self, node: yaml.Node, kind: type, path: str) -> Any:
+        if not isinstance(node, yaml.ScalarNode):
+            self.fail(node, path, f"expected {_kind(kind)}, got a {_describe(node)}")
+            return None
+        value = yaml.safe_load(yaml.serialize(node))
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            return float(value)
+        if kind is str and isinstance(value, int | float) and not isinstance(value, bool):
+            return str(value)
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            self.fail(node, path, f"expected {_kind(kind)}, got {value!r}")
+            return None
+        return value
+
+    def _sequence(self, node: yaml.Node, item: Any, path: str) -> tuple[Any, ...]:
+        if not isinstance(node, yaml.SequenceNode):
+            self.fail(node, path, f"expected a list, got a {_describe(node)}")
+            return ()
+        return tuple(self.convert(n, item, f"{path}[{i}]") for i, n in enumerate(node.value))
+
+    def _mapping(self, node: yaml.Node, value: Any, path: str) -> dict[str, Any]:
+        if not isinstance(node, yaml.MappingNode):
+            self.fail(node, path, f"expected a mapping, got a {_describe(node)}")
+            return {}
+        return {
+            str(k.value): self.convert(v, value, f"{path}.{k.value}" if path else str(k.value))
+            for k, v in node.value
+        }
+
+    def _dataclass(self, node: yaml.Node, cls: Any, path: str) -> Any:
+        if cls is ModelEntry and isinstance(node, yaml.ScalarNode):
+            name = self._scalar(node, str, path)
+            return ModelEntry(name=name) if name else None
+        if not isinstance(node, yaml.MappingNode):
+            self.fail(node, path, f"expected a mapping, got a {_describe(node)}")
+            return None
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        hints = typing.get_type_hints(cls)
+        values: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            sub = f"{path}.{key}" if path else key
+            if key not in fields:
+                close = difflib.get_close_matches(key, list(fields), n=1)
+                hint = f" (did you mean '{close[0]}'?)" if close else ""
+                self.fail(key_node, sub, f"unknown key{hint}")
+                continue
+            values[key] = self.convert(value_node, hints[key], sub)
+        required = [
+            n
+            for n, f in fields.items()
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        ]
+        for name in required:
+            if values.get(name) is None:
+                self.fail(node, f"{path}.{name}" if path else name, "is required")
+        if any(values.get(n) is None for n in required):
+            return None
+        return cls(**{k: v for k, v in values.items() if v is not None})
+
+
+_KIND_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+
+
+def _kind(kind: type) -> str:
+    return _KIND_NAMES.get(kind, f"a {kind.__name__}")
+
+
+def _describe(node: yaml.Node) -> str:
+    if isinstance(node, yaml.MappingNode):
+        return "mapping"
+    if isinstance(node, yaml.SequenceNode):
+        return "list"
+    return "scalar"
+
+
+def _check_semantics(settings: Settings, walker: _Walker, root: yaml.Node) -> None:
+    def node(path: str) -> yaml.Node:
+        return walker.nodes.get(path, root)
+
+    seen: set[str] = set()
+    for i, p in enumerate(settings.providers):
+        path = f"providers[{i}]"
+        if p.name in seen:
+            walker.fail(node(f"{path}.name"), f"{path}.name", f"'{p.name}' is used twice")
+        seen.add(p.name)
+        if p.type == "openai-compatible" and not p.base_url:
+            walker.fail(node(path), f"{path}.base_url", "an openai-compatible provider needs one")
+    if not 0 < settings.server.port < 65536:
+        walker.fail(node("server.port"), "server.port", "must be between 1 and 65535")
+
+
+def parse_config(text: str, source: str = "<config>") -> Settings:
+    """Parse and validate a YAML config; raise :class:`ConfigError` listing every problem."""
+    try:
+        root = yaml.compose(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(
+            [ConfigProblem(source, line, col, "", f"invalid YAML: {problem}")]
+        ) from None
+    if root is None:
+        return Settings()
+    walker = _Walker(source)
+    settings = walker.convert(root, Settings, "")
+    if settings is not None and not walker.problems:
+        _check_semantics(settings, walker, root)
+    if walker.problems or settings is None:
+        raise ConfigError(walker.problems)
+    return typing.cast(Settings, settings)

@@ -1,0 +1,60 @@
+"""Opening the database: URL normalisation, the async engine, migrations at start-up.
+
+``sqlite:///path`` (the embedded default, in WAL mode) and ``postgresql://…`` (asyncpg) are
+both accepted in their plain forms; the async driver is chosen here.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+__all__ = ["async_url", "open_engine"]
+
+_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg",
+            "postgres": "postgresql+asyncpg"}  # fmt: skip
+
+
+def async_url(url: str) -> str:
+    parsed = make_url(url)
+    driver = _DRIVERS.get(parsed.drivername)
+    if driver is None and parsed.drivername not in _DRIVERS.values():
+        raise ValueError(f"unsupported database URL {url!r}: use sqlite:/// or postgresql://")
+    return parsed.set(drivername=driver).render_as_string(hide_password=False) if driver else url
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()
+
+
+def _migrate(connection: Connection) -> None:
+    config = Config()
+    location = importlib.resources.files("meterline.store").joinpath("migrations")
+    config.set_main_option("script_location", str(location))
+    config.attributes["connection"] = connection
+    command.upgrade(config, "head")
+
+
+async def open_engine(url: str) -> AsyncEngine:
+    """Create the engine and bring the schema up to date."""
+    full = async_url(url)
+    parsed = make_url(full)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = create_async_engine(full, pool_pre_ping=parsed.get_backend_name() != "sqlite")
+    if parsed.get_backend_name() == "sqlite":
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    async with engine.begin() as conn:
+        await conn.run_sync(_migrate)
+    return engine

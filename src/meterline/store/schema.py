@@ -1,0 +1,75 @@
+"""The database tables (SQLAlchemy Core). Alembic migrations in ``migrations/`` create them."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+)
+
+__all__ = ["UTCDateTime", "metadata", "requests"]
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """A timestamp stored in UTC and always read back timezone-aware (SQLite keeps no zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("naive datetime given; use an aware UTC timestamp")
+        return value.astimezone(dt.UTC) if value is not None else None
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value
+
+
+metadata = MetaData()
+
+requests = Table(
+    "requests",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("tenant", String(128), nullable=False, server_default="default"),
+    Column("key_id", String(64)),
+    Column("surface", String(16), nullable=False),
+    Column("provider", String(64)),
+    Column("model_requested", String(256), nullable=False),
+    Column("model", String(256)),
+    Column("route_reason", Text),
+    Column("status", String(16), nullable=False),
+    Column("http_status", Integer, nullable=False),
+    Column("error", Text),
+    Column("stream", Boolean, nullable=False),
+    Column("finish_reason", String(32)),
+    Column("input_tokens", Integer, nullable=False, server_default="0"),
+    Column("output_tokens", Integer, nullable=False, server_default="0"),
+    Column("cached_tokens", Integer, nullable=False, server_default="0"),
+    Column("cache_write_tokens", Integer, nullable=False, server_default="0"),
+    Column("reasoning_tokens", Integer, nullable=False, server_default="0"),
+    Column("usage_estimated", Boolean, nullable=False, server_default="0"),
+    Column("cost_pusd", BigInteger, nullable=False, server_default="0"),
+    Column("latency_ms", Float, nullable=False),
+    Column("ttft_ms", Float),
+    Column("metadata", JSON),
+    Index("ix_requests_tenant_created", "tenant", "created_at"),
+    Index("ix_requests_created", "created_at"),
+)

@@ -1,0 +1,128 @@
+"""HTTP plumbing shared by the surfaces: bounded body reading, JSON answers, SSE answers
+that notice a client leaving, and the ``x-meterline-*`` headers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from meterline.catalog import to_usd
+from meterline.errors import InvalidRequest, PayloadTooLarge
+from meterline.pipeline import RequestContext
+
+__all__ = [
+    "EventStreamResponse",
+    "gateway_headers",
+    "json_response",
+    "metadata_from_headers",
+    "read_json",
+]
+
+_METADATA_PREFIX = "x-meterline-metadata-"
+
+
+async def read_json(request: Request, limit: int) -> Any:
+    """The request body as JSON; 413 past ``limit`` bytes, 400 if it is not JSON."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"request body is {declared} bytes; the limit is {limit}")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes")
+        chunks.append(chunk)
+    raw = b"".join(chunks)
+    if not raw:
+        raise InvalidRequest("the request body is empty; send a JSON object", param="body")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(f"the request body is not valid JSON: {exc}", param="body") from None
+
+
+def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(data), status, headers, media_type="application/json")
+
+
+def metadata_from_headers(headers: Any) -> dict[str, str]:
+    """``x-meterline-metadata-<name>: value`` request headers → ``{name: value}``."""
+    return {
+        k[len(_METADATA_PREFIX) :]: v
+        for k, v in headers.items()
+        if k.startswith(_METADATA_PREFIX) and len(k) > len(_METADATA_PREFIX)
+    }
+
+
+def gateway_headers(ctx: RequestContext, *, final: bool) -> dict[str, str]:
+    """The ``x-meterline-*`` answer headers; a stream's start has no cost yet (``final=False``)."""
+    headers = {
+        "x-meterline-request-id": ctx.request_id,
+        "x-task-id": ctx.request_id,
+        **ctx.response_headers,
+    }
+    if ctx.route is not None:
+        headers["x-meterline-route-reason"] = ctx.route.reason.encode("ascii", "replace").decode()
+    if final and ctx.outcome is not None:
+        headers["x-meterline-cost-usd"] = f"{to_usd(ctx.outcome.cost):f}"
+        headers["x-meterline-latency-ms"] = f"{ctx.outcome.latency_ms:.1f}"
+    elif not final:
+        headers["x-meterline-latency-ms"] = f"{ctx.elapsed_ms():.1f}"
+    return headers
+
+
+class EventStreamResponse:
+    """Streams ``body`` as ``text/event-stream``.
+
+    A watcher listens for ``http.disconnect`` while the body streams; when the client leaves,
+    the body iterator is cancelled and closed at once, which cancels the upstream request.
+    """
+
+    def __init__(self, body: AsyncIterator[bytes], headers: dict[str, str]) -> None:
+        self.body = body
+        self.headers = {
+            "content-type": "text/event-stream; charset=utf-8",
+            "cache-control": "no-cache",
+            "x-accel-buffering": "no",
+            **headers,
+        }
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(k.encode(), v.encode()) for k, v in self.headers.items()],
+            }
+        )
+        streaming = asyncio.create_task(self._stream(send))
+        watcher = asyncio.create_task(self._watch(receive))
+        try:
+            await asyncio.wait({streaming, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (streaming, watcher):
+                task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, OSError):
+                await streaming
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+
+    async def _stream(self, send: Send) -> None:
+        try:
+            async for data in self.body:
+                await send({"type": "http.response.body", "body": data, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
+            await self.body.aclose()  # type: ignore[attr-defined]
+
+    async def _watch(self, receive: Receive) -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass

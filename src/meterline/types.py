@@ -1,0 +1,227 @@
+"""The internal request/response types every surface and provider translates to and from.
+
+A surface decodes its wire format into a :class:`ChatRequest`; the pipeline works only with these
+types; a provider turns a :class:`ChatRequest` into its upstream's wire format and answers with a
+:class:`ChatResponse` or a stream of :class:`ChatChunk`.
+
+Conventions:
+
+* System prompts are messages with ``role="system"`` at the start of ``messages``.
+* Tool results are messages with ``role="tool"`` holding one :class:`ToolResultPart` each.
+* ``Usage.input_tokens`` counts *all* prompt tokens, including cache reads and cache writes;
+  ``Usage.output_tokens`` counts *all* completion tokens, including reasoning tokens.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+Role = Literal["system", "user", "assistant", "tool"]
+FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "error"]
+
+__all__ = [
+    "ChatChunk",
+    "ChatRequest",
+    "ChatResponse",
+    "ContentPart",
+    "FinishReason",
+    "ImagePart",
+    "Message",
+    "Principal",
+    "ResponseFormat",
+    "Role",
+    "TextPart",
+    "ThinkingPart",
+    "Tool",
+    "ToolCallDelta",
+    "ToolCallPart",
+    "ToolChoice",
+    "ToolResultPart",
+    "Usage",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class TextPart:
+    text: str
+    cache_control: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ImagePart:
+    """An image, either by URL or inline (``data`` is base64 without the ``data:`` prefix)."""
+
+    url: str | None = None
+    data: str | None = None
+    media_type: str | None = None
+    detail: str | None = None
+
+    @property
+    def data_url(self) -> str:
+        if self.url is not None:
+            return self.url
+        return f"data:{self.media_type or 'image/png'};base64,{self.data}"
+
+
+@dataclass(frozen=True, slots=True)
+class ThinkingPart:
+    text: str
+    signature: str | None = None
+    redacted: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallPart:
+    """A tool call made by the assistant; ``arguments`` is the JSON text, as OpenAI sends it."""
+
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolResultPart:
+    tool_call_id: str
+    content: tuple[TextPart | ImagePart, ...]
+    is_error: bool = False
+
+    @property
+    def text(self) -> str:
+        return "".join(p.text for p in self.content if isinstance(p, TextPart))
+
+
+ContentPart = TextPart | ImagePart | ThinkingPart | ToolCallPart | ToolResultPart
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    role: Role
+    parts: tuple[ContentPart, ...]
+    name: str | None = None
+
+    @property
+    def text(self) -> str:
+        """The concatenated text parts (what a token counter or classifier reads)."""
+        return "".join(p.text for p in self.parts if isinstance(p, TextPart))
+
+    @property
+    def tool_calls(self) -> tuple[ToolCallPart, ...]:
+        return tuple(p for p in self.parts if isinstance(p, ToolCallPart))
+
+
+@dataclass(frozen=True, slots=True)
+class Tool:
+    name: str
+    description: str | None = None
+    parameters: dict[str, Any] = field(default_factory=dict)
+    strict: bool | None = None
+    cache_control: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ToolChoice:
+    """``auto`` | ``none`` | ``required`` (any tool) | ``tool`` (the one named)."""
+
+    mode: Literal["auto", "none", "required", "tool"]
+    name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseFormat:
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    """One chat request, independent of the wire format it arrived in.
+
+    ``extra`` carries parameters the surface accepted but the internal type does not model
+    (e.g. ``logit_bias``); providers speaking the same wire format pass them through.
+    """
+
+    model: str
+    messages: tuple[Message, ...]
+    stream: bool = False
+    include_usage: bool = False
+    max_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    stop: tuple[str, ...] = ()
+    tools: tuple[Tool, ...] = ()
+    tool_choice: ToolChoice | None = None
+    parallel_tool_calls: bool | None = None
+    response_format: ResponseFormat | None = None
+    seed: int | None = None
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    user: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def with_model(self, model: str) -> ChatRequest:
+        return replace(self, model=model)
+
+    @property
+    def wants_vision(self) -> bool:
+        return any(isinstance(p, ImagePart) for m in self.messages for p in m.parts)
+
+
+@dataclass(slots=True)
+class Usage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
+    estimated: bool = False
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+
+@dataclass(frozen=True, slots=True)
+class ChatResponse:
+    id: str
+    model: str
+    message: Message
+    finish_reason: FinishReason
+    usage: Usage
+    created: int = 0
+    system_fingerprint: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallDelta:
+    """A piece of a streamed tool call: ``id``/``name`` arrive first, ``arguments`` in pieces."""
+
+    index: int
+    id: str | None = None
+    name: str | None = None
+    arguments: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ChatChunk:
+    """One streamed delta. Any combination of fields may be set; most chunks set one."""
+
+    text: str | None = None
+    thinking: str | None = None
+    thinking_signature: str | None = None
+    tool_call: ToolCallDelta | None = None
+    finish_reason: FinishReason | None = None
+    usage: Usage | None = None
+    id: str | None = None
+    model: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: resolved from the API key by the auth stage (anonymous until then)."""
+
+    tenant: str = "default"
+    team: str | None = None
+    user: str | None = None
+    key_id: str | None = None
