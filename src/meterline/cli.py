@@ -84,7 +84,8 @@ def _check_config(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from meterline.demo import run_demo
 
-    return asyncio.run(run_demo(Console(), requests=args.requests, seed=args.seed))
+    code: int = asyncio.run(run_demo(Console(), requests=args.requests, seed=args.seed))
+    return code
 
 
 def _parser() -> argparse.ArgumentParser:

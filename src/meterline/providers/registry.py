@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import replace
 
-from meterline.catalog import Catalog, ModelInfo, price_from_mapping
+from meterline.catalog import TIERS, Catalog, ModelInfo, Tier, price_from_mapping
 from meterline.providers.base import Provider, ProviderDeps, ProviderFactory
 from meterline.providers.compatible import CompatibleProvider
 from meterline.providers.openai import OpenAIProvider
@@ -22,18 +23,23 @@ PROVIDER_TYPES: Mapping[str, ProviderFactory] = {
 
 
 def _model_info(provider: str, entry: ModelEntry, base: ModelInfo | None) -> ModelInfo:
-    fields = {
-        "tier": entry.tier,
-        "context_window": entry.context_window,
-        "max_output": entry.max_output,
-        "tools": entry.tools,
-        "vision": entry.vision,
-        "json": entry.json,
-    }
     defaults = base or ModelInfo(provider=provider, name=entry.name)
-    merged = {k: v if v is not None else getattr(defaults, k) for k, v in fields.items()}
-    price = price_from_mapping(entry.price) if entry.price is not None else defaults.price
-    return ModelInfo(provider=provider, name=entry.name, price=price, **merged)
+    tier: Tier = defaults.tier
+    for known in TIERS:
+        if entry.tier == known:
+            tier = known
+    return replace(
+        defaults,
+        provider=provider,
+        name=entry.name,
+        tier=tier,
+        context_window=entry.context_window or defaults.context_window,
+        max_output=entry.max_output or defaults.max_output,
+        tools=defaults.tools if entry.tools is None else entry.tools,
+        vision=defaults.vision if entry.vision is None else entry.vision,
+        json=defaults.json if entry.json is None else entry.json,
+        price=price_from_mapping(entry.price) if entry.price is not None else defaults.price,
+    )
 
 
 def register_models(catalog: Catalog, providers: Iterable[ProviderSettings]) -> None:

@@ -6,11 +6,13 @@ import dataclasses
 import difflib
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, Union, get_args, get_origin
 
 import yaml
 
+from meterline.catalog.pricing import parse_usd_per_million
 from meterline.settings.schema import ModelEntry, Settings
 
 __all__ = ["ConfigError", "ConfigProblem", "parse_config"]
@@ -161,8 +163,30 @@ def _check_semantics(settings: Settings, walker: _Walker, root: yaml.Node) -> No
         seen.add(p.name)
         if p.type == "openai-compatible" and not p.base_url:
             walker.fail(node(path), f"{path}.base_url", "an openai-compatible provider needs one")
+        for j, model in enumerate(p.models):
+            _check_model(walker, node, f"{path}.models[{j}]", model)
     if not 0 < settings.server.port < 65536:
         walker.fail(node("server.port"), "server.port", "must be between 1 and 65535")
+
+
+_TIERS = ("economy", "standard", "premium")
+_PRICE_KEYS = ("input", "output", "cache_read", "cache_write", "reasoning")
+
+
+def _check_model(
+    walker: _Walker, node: Callable[[str], yaml.Node], path: str, model: ModelEntry
+) -> None:
+    if model.tier is not None and model.tier not in _TIERS:
+        walker.fail(node(f"{path}.tier"), f"{path}.tier", f"must be one of {', '.join(_TIERS)}")
+    for key, value in (model.price or {}).items():
+        where = f"{path}.price.{key}"
+        if key not in _PRICE_KEYS:
+            walker.fail(node(where), where, f"unknown price; use {', '.join(_PRICE_KEYS)}")
+            continue
+        try:
+            parse_usd_per_million(value)
+        except (ValueError, ArithmeticError):
+            walker.fail(node(where), where, 'must be USD per 1M tokens, e.g. "0.15"')
 
 
 def parse_config(text: str, source: str = "<config>") -> Settings:

@@ -103,7 +103,7 @@ class OpenAISim:
         return app
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        self._runner = web.AppRunner(self.app(), access_log=None)
+        self._runner = web.AppRunner(self.app(), access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)
         await site.start()
@@ -175,13 +175,19 @@ class OpenAISim:
             headers = {} if fault.retry_after is None else {"retry-after": f"{fault.retry_after:g}"}
             return _error(fault.status, fault.message or message, kind, code, **headers)
         if fault is not None and fault.kind == "hang":
-            await asyncio.sleep(3600)
+            return await self._hang(request)
         reply = plan_reply(decode_request(body), self._cached_tokens)
         await asyncio.sleep(self._delay(self.settings.ttft))
         if body.get("stream"):
             return await self._stream(request, body, reply, fault, started)
         return web.json_response(self._completion(body, reply), headers=self._headers(started),
                                  dumps=_dumps)  # fmt: skip
+
+    async def _hang(self, request: web.Request) -> web.Response:
+        """Answer nothing until the client gives up (a stuck upstream)."""
+        while request.transport is not None and not request.transport.is_closing():
+            await asyncio.sleep(0.02)
+        return web.Response(status=499)
 
     def _delay(self, base: float) -> float:
         if not base:

@@ -113,7 +113,7 @@ def _tool_calls(raw: Any, where: str) -> list[ToolCallPart]:
 
 def _message(raw: Any, where: str) -> Message:
     _expect(isinstance(raw, dict), "each message must be an object", where)
-    role = _ROLES.get(raw.get("role"))  # type: ignore[arg-type]
+    role = _ROLES.get(raw.get("role"))
     _expect(
         role is not None,
         f"'role' must be one of system, developer, user, assistant, tool (got {raw.get('role')!r})",
