@@ -10,7 +10,7 @@ from starlette.applications import Starlette
 from meterline.admin import AdminAPI
 from meterline.gateway import Gateway
 from meterline.settings import Settings
-from meterline.surfaces import OpenAISurface
+from meterline.surfaces import AnthropicSurface, OpenAISurface
 
 __all__ = ["create_app"]
 
@@ -27,7 +27,11 @@ def create_app(settings: Settings, env: Mapping[str, str] | None = None) -> Star
         finally:
             await gateway.stop()
 
-    routes = [*OpenAISurface(gateway).routes(), *AdminAPI(gateway).routes()]
+    routes = [
+        *OpenAISurface(gateway).routes(),
+        *AnthropicSurface(gateway).routes(),
+        *AdminAPI(gateway).routes(),
+    ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.gateway = gateway
     return app

@@ -11,15 +11,19 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from meterline.catalog import to_usd
-from meterline.errors import InvalidRequest
+from meterline.errors import GatewayError, InvalidRequest
 from meterline.store import recent_requests, usage_stats
 from meterline.surfaces.http import json_response
-from meterline.surfaces.openai import error_response
+from meterline.wire.openai_response import encode_error
 
 if TYPE_CHECKING:
     from meterline.gateway import Gateway
 
 __all__ = ["AdminAPI"]
+
+
+def error_response(error: GatewayError) -> Response:
+    return json_response(encode_error(error), error.status, error.headers)
 
 
 def _int_param(request: Request, name: str, default: int, low: int, high: int) -> int:

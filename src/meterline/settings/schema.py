@@ -50,6 +50,8 @@ class ModelEntry:
 
 @dataclass(frozen=True, slots=True)
 class ProviderSettings:
+    """One upstream. ``command``/``max_concurrency`` apply to the coding-CLI provider types."""
+
     name: str
     type: str = "openai-compatible"
     base_url: str | None = None
@@ -58,6 +60,8 @@ class ProviderSettings:
     models: tuple[ModelEntry, ...] = ()
     headers: dict[str, str] = field(default_factory=dict)
     enabled: bool = True
+    command: str | None = None
+    max_concurrency: int = 4
     retry: RetrySettings | None = None
     timeout: TimeoutSettings | None = None
 

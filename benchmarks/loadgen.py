@@ -1,0 +1,146 @@
+"""Closed-loop HTTP load generation for the benchmarks, always in a process of its own.
+
+:func:`run_load` drives ``wrk`` when it is installed (``apt-get install -y wrk``), with a Lua
+script that sets the POST body and prints one parseable result line. Without ``wrk`` it runs
+this file as a script: an asyncio + aiohttp generator with N workers, each sending its next
+request as soon as the previous answer has been read in full.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import aiohttp
+
+__all__ = ["LoadResult", "have_wrk", "run_load"]
+
+_WRK_SCRIPT = """\
+wrk.method = "POST"
+wrk.body = [==[{body}]==]
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer sk-bench"
+
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("WRK_RESULT %d %d %d %d %d %d\\n",
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+    e.connect + e.read + e.write + e.timeout, e.status))
+end
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class LoadResult:
+    requests: int
+    seconds: float
+    p50_ms: float
+    p99_ms: float
+    errors: int  # transport errors plus answers with status >= 400
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+
+def have_wrk() -> bool:
+    return shutil.which("wrk") is not None
+
+
+def run_load(url: str, body: str, concurrency: int, duration: float, use_wrk: bool) -> LoadResult:
+    """Load ``url`` with ``concurrency`` connections for ``duration`` seconds."""
+    runner = _run_wrk if use_wrk else _run_aiohttp
+    return runner(url, body, concurrency, duration)
+
+
+def _run_wrk(url: str, body: str, concurrency: int, duration: float) -> LoadResult:
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(_WRK_SCRIPT.format(body=body))
+    try:
+        seconds = max(1, round(duration))  # wrk takes whole seconds only
+        command = ["wrk", "-t1", f"-c{concurrency}", f"-d{seconds}s", "--timeout", "10s"]
+        done = subprocess.run(
+            [*command, "-s", script.name, url], capture_output=True, text=True, timeout=seconds + 30
+        )
+    finally:
+        Path(script.name).unlink(missing_ok=True)
+    out = done.stdout
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{done.stderr}{out}")
+    line = next((x for x in out.splitlines() if x.startswith("WRK_RESULT ")), None)
+    if line is None:
+        raise RuntimeError(f"wrk printed no result line:\n{out}")
+    requests, micros, p50, p99, transport, status = (int(x) for x in line.split()[1:])
+    return LoadResult(requests, micros / 1e6, p50 / 1000, p99 / 1000, transport + status)
+
+
+def _run_aiohttp(url: str, body: str, concurrency: int, duration: float) -> LoadResult:
+    command = [sys.executable, __file__, url, "--concurrency", str(concurrency)]
+    command += ["--duration", str(duration)]
+    out = subprocess.run(
+        command, input=body, capture_output=True, text=True, timeout=duration + 30, check=True
+    ).stdout
+    return LoadResult(**json.loads(out))
+
+
+def _percentile(ordered: list[float], fraction: float) -> float:
+    if not ordered:
+        return 0.0
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+async def _worker(
+    session: aiohttp.ClientSession, url: str, body: bytes, deadline: float, out: list[float]
+) -> int:
+    errors = 0
+    headers = {"content-type": "application/json", "authorization": "Bearer sk-bench"}
+    while (started := time.perf_counter()) < deadline:
+        try:
+            async with session.post(url, data=body, headers=headers) as response:
+                await response.read()
+                errors += response.status >= 400
+        except (aiohttp.ClientError, TimeoutError):
+            errors += 1
+            continue
+        out.append(time.perf_counter() - started)
+    return errors
+
+
+async def _aiohttp_load(url: str, body: bytes, concurrency: int, duration: float) -> LoadResult:
+    latencies: list[float] = []
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    timeout = aiohttp.ClientTimeout(total=10)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        started = time.perf_counter()
+        deadline = started + duration
+        jobs = [_worker(session, url, body, deadline, latencies) for _ in range(concurrency)]
+        errors = sum(await asyncio.gather(*jobs))
+        elapsed = time.perf_counter() - started
+    latencies.sort()
+    p50, p99 = (_percentile(latencies, f) * 1000 for f in (0.50, 0.99))
+    return LoadResult(len(latencies), elapsed, p50, p99, errors)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description="aiohttp closed-loop load (reads the body on stdin)"
+    )
+    parser.add_argument("url")
+    parser.add_argument("--concurrency", type=int, default=10)
+    parser.add_argument("--duration", type=float, default=10.0)
+    args = parser.parse_args()
+    body = sys.stdin.buffer.read()
+    result = asyncio.run(_aiohttp_load(args.url, body, args.concurrency, args.duration))
+    sys.stdout.write(json.dumps(asdict(result)) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,93 @@
+"""The Anthropic-compatible surface: ``POST /v1/messages`` and ``/v1/messages/count_tokens``.
+
+Claude Code and the ``anthropic`` SDK point here with ``ANTHROPIC_BASE_URL`` (no ``/v1``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from meterline.errors import GatewayError
+from meterline.pipeline import RequestContext
+from meterline.surfaces.base import Surface
+from meterline.surfaces.http import json_response, read_json
+from meterline.tokens import count_messages
+from meterline.types import ChatChunk, ChatRequest, ChatResponse
+from meterline.wire.anthropic_request import decode_request
+from meterline.wire.anthropic_response import (
+    StreamEncoder,
+    encode_error,
+    encode_response,
+    frame,
+    ping,
+)
+
+__all__ = ["AnthropicSurface"]
+
+# count_tokens bodies carry no max_tokens; the decoder insists on one, so lend it a dummy.
+_COUNT_ONLY_MAX_TOKENS = 1
+
+
+class AnthropicSurface(Surface):
+    name = "anthropic"
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/v1/messages", self.handle, methods=["POST"]),
+            Route("/v1/messages/count_tokens", self.count_tokens, methods=["POST"]),
+        ]
+
+    def decode(self, body: Any) -> ChatRequest:
+        return decode_request(body)
+
+    def headers(self, ctx: RequestContext | None, *, final: bool) -> dict[str, str]:
+        headers = super().headers(ctx, final=final)
+        if ctx is not None:
+            headers["request-id"] = f"req_{ctx.request_id}"
+        return headers
+
+    def encode_response(self, ctx: RequestContext, response: ChatResponse) -> Any:
+        model = ctx.route.model.name if ctx.route else ctx.request.model
+        return encode_response(response, model)
+
+    def encode_error(self, error: GatewayError) -> Any:
+        return encode_error(error)
+
+    async def encode_stream(
+        self, ctx: RequestContext, chunks: AsyncIterator[ChatChunk]
+    ) -> AsyncIterator[bytes]:
+        model = ctx.route.model.name if ctx.route else ctx.request.model
+        encoder = StreamEncoder()
+        # Anthropic announces the prompt size up front; the upstream's count arrives at the end,
+        # so the start carries the local tokenizer's count and message_delta the billed one.
+        prompt = count_messages(ctx.request, model)
+        try:
+            events = encoder.start(f"msg_{ctx.request_id}", model, prompt) + [ping()]
+            for event in events:
+                yield frame(*event)
+            usage = None
+            async for chunk in chunks:
+                usage = chunk.usage or usage
+                for event in encoder.encode(chunk):
+                    yield frame(*event)
+            for event in encoder.finish(usage):
+                yield frame(*event)
+        except GatewayError as exc:
+            yield frame("error", encode_error(exc))
+        finally:
+            await chunks.aclose()  # type: ignore[attr-defined]
+
+    async def count_tokens(self, request: Request) -> Response:
+        try:
+            body = await read_json(request, self.gateway.settings.server.max_body_bytes)
+            if isinstance(body, dict):
+                body = {**body, "max_tokens": body.get("max_tokens", _COUNT_ONLY_MAX_TOKENS)}
+            chat = decode_request(body)
+        except GatewayError as exc:
+            return self.error_response(exc)
+        return json_response({"input_tokens": count_messages(chat, chat.model)})
