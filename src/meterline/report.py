@@ -20,10 +20,10 @@ def _usd(pusd: int) -> str:
 def print_stats(console: Console, groups: Sequence[GroupStats], title: str) -> None:
     table = Table(title=title, title_justify="left")
     for name in ("provider", "model"):
-        table.add_column(name)
+        table.add_column(name, no_wrap=True)
     for name in ("requests", "errors", "input tok", "output tok", "cached", "cost (USD)",
                  "avg ms", "p95 ms"):  # fmt: skip
-        table.add_column(name, justify="right")
+        table.add_column(name, justify="right", no_wrap=name == "cost (USD)")
     for g in groups:
         table.add_row(
             g.provider or "(not routed)",

@@ -298,7 +298,10 @@ class OpenAISim:
                 await asyncio.sleep(self._delay(self.settings.per_token))
             await response.write(b"data: [DONE]\n\n")
             await response.write_eof()
-        except (ConnectionResetError, asyncio.CancelledError):
+        except ConnectionResetError:
+            self.cancelled_streams += 1  # the client left; nothing more to send
+            return response
+        except asyncio.CancelledError:
             self.cancelled_streams += 1
             raise
         self.completed_streams += 1

@@ -21,7 +21,15 @@ from sqlalchemy import (
     TypeDecorator,
 )
 
-__all__ = ["UTCDateTime", "metadata", "requests"]
+__all__ = [
+    "UTCDateTime",
+    "alerts",
+    "api_keys",
+    "budgets",
+    "circuit_breakers",
+    "metadata",
+    "requests",
+]
 
 
 class UTCDateTime(TypeDecorator[dt.datetime]):
@@ -70,6 +78,65 @@ requests = Table(
     Column("latency_ms", Float, nullable=False),
     Column("ttft_ms", Float),
     Column("metadata", JSON),
+    Column("team", String(128)),
+    Column("user", String(256)),
+    Column("budget_remaining_pusd", BigInteger),
     Index("ix_requests_tenant_created", "tenant", "created_at"),
     Index("ix_requests_created", "created_at"),
+    Index("ix_requests_key_created", "key_id", "created_at"),
+    Index("ix_requests_team_created", "team", "created_at"),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("prefix", String(16), nullable=False),
+    Column("name", String(256), nullable=False),
+    Column("tenant", String(128), nullable=False),
+    Column("team", String(128)),
+    Column("user", String(256)),
+    Column("models", JSON),
+    Column("rpm", Integer),
+    Column("tpm", Integer),
+    Column("budget_pusd", BigInteger),
+    Column("budget_period", String(16)),
+    Column("expires_at", UTCDateTime()),
+    Column("revoked_at", UTCDateTime()),
+    Column("created_at", UTCDateTime(), nullable=False),
+)
+
+budgets = Table(
+    "budgets",
+    metadata,
+    Column("scope", String(16), primary_key=True),  # global | tenant | team | key
+    Column("subject", String(128), primary_key=True),  # "*" for global
+    Column("period", String(16), primary_key=True),  # daily | weekly | monthly
+    Column("limit_pusd", BigInteger, nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+circuit_breakers = Table(
+    "circuit_breaker",
+    metadata,
+    Column("name", String(128), primary_key=True),  # "global" or "provider:<name>"
+    Column("state", String(16), nullable=False),  # closed | open
+    Column("window", String(32), nullable=False),
+    Column("reason", Text),
+    Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("kind", String(16), nullable=False),  # budget | breaker
+    Column("subject", String(256), nullable=False),
+    Column("window", String(32), nullable=False),
+    Column("threshold", Integer, nullable=False),  # percent
+    Column("message", Text, nullable=False),
+    Column("dedupe_key", String(400), nullable=False, unique=True),
+    Column("delivered", Boolean, nullable=False, server_default="0"),
 )

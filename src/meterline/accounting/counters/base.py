@@ -1,0 +1,65 @@
+"""The counters interface: atomic spend reservations and rate-limit windows.
+
+Two implementations with one contract test suite: :class:`MemoryCounters` (one process) and
+``RedisCounters`` (many replicas; atomic server-side scripts). All amounts are integers
+(pico-dollars for money, plain counts for requests and tokens).
+
+A *hold* names one counter (``key``) and its ``limit`` (``None`` = count only). Reserving an
+amount against several holds is all-or-nothing: either every hold has room and each gets the
+amount added to its ``reserved``, or none changes. Settling moves a reservation to ``spent``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+__all__ = ["Counters", "Hold", "Level", "WindowHit"]
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    key: str
+    limit: int | None
+    ttl: int  # seconds the counter must outlive its window
+
+
+@dataclass(frozen=True, slots=True)
+class Level:
+    spent: int
+    reserved: int
+
+
+@dataclass(frozen=True, slots=True)
+class WindowHit:
+    allowed: bool
+    count: int  # the window's count after this hit (or as it stands, if refused)
+
+
+class Counters(Protocol):
+    async def reserve(self, holds: list[Hold], amount: int) -> int | None:
+        """Reserve ``amount`` on every hold, atomically; the index of the first hold without
+        room when refused, else ``None``."""
+        ...
+
+    async def settle(self, holds: list[Hold], reserved: int, actual: int) -> None:
+        """Replace a reservation of ``reserved`` by the actual spend."""
+        ...
+
+    async def levels(self, keys: list[str]) -> list[Level]: ...
+
+    async def seed(self, key: str, spent: int, ttl: int) -> None:
+        """Set ``spent`` for a counter that does not exist yet (rebuild after a restart)."""
+        ...
+
+    async def hit(self, key: str, limit: int, amount: int, ttl: int) -> WindowHit:
+        """Add ``amount`` to a window counter if it stays within ``limit``."""
+        ...
+
+    async def add(self, key: str, amount: int, ttl: int) -> int:
+        """Add ``amount`` unconditionally (e.g. tokens used, known only afterwards)."""
+        ...
+
+    async def get(self, key: str) -> int: ...
+
+    async def aclose(self) -> None: ...

@@ -1,0 +1,71 @@
+"""In-process counters. Atomic because nothing awaits between the check and the update."""
+
+from __future__ import annotations
+
+import time
+
+from meterline.accounting.counters.base import Hold, Level, WindowHit
+
+__all__ = ["MemoryCounters"]
+
+
+class MemoryCounters:
+    def __init__(self) -> None:
+        self._spent: dict[str, int] = {}
+        self._reserved: dict[str, int] = {}
+        self._windows: dict[str, int] = {}
+        self._expiry: dict[str, float] = {}
+
+    def _touch(self, key: str, ttl: int) -> None:
+        self._expiry[key] = time.monotonic() + ttl
+        if len(self._expiry) > 10_000:
+            self._sweep()
+
+    def _sweep(self) -> None:
+        now = time.monotonic()
+        for key in [k for k, at in self._expiry.items() if at < now]:
+            for table in (self._spent, self._reserved, self._windows, self._expiry):
+                table.pop(key, None)
+
+    async def reserve(self, holds: list[Hold], amount: int) -> int | None:
+        for i, hold in enumerate(holds):
+            used = self._spent.get(hold.key, 0) + self._reserved.get(hold.key, 0)
+            if hold.limit is not None and used + amount > hold.limit:
+                return i
+        for hold in holds:
+            self._reserved[hold.key] = self._reserved.get(hold.key, 0) + amount
+            self._touch(hold.key, hold.ttl)
+        return None
+
+    async def settle(self, holds: list[Hold], reserved: int, actual: int) -> None:
+        for hold in holds:
+            self._reserved[hold.key] = max(0, self._reserved.get(hold.key, 0) - reserved)
+            self._spent[hold.key] = self._spent.get(hold.key, 0) + actual
+            self._touch(hold.key, hold.ttl)
+
+    async def levels(self, keys: list[str]) -> list[Level]:
+        return [Level(self._spent.get(k, 0), self._reserved.get(k, 0)) for k in keys]
+
+    async def seed(self, key: str, spent: int, ttl: int) -> None:
+        if key not in self._spent:
+            self._spent[key] = spent
+            self._touch(key, ttl)
+
+    async def hit(self, key: str, limit: int, amount: int, ttl: int) -> WindowHit:
+        count = self._windows.get(key, 0)
+        if count + amount > limit:
+            return WindowHit(False, count)
+        self._windows[key] = count + amount
+        self._touch(key, ttl)
+        return WindowHit(True, count + amount)
+
+    async def add(self, key: str, amount: int, ttl: int) -> int:
+        self._windows[key] = self._windows.get(key, 0) + amount
+        self._touch(key, ttl)
+        return self._windows[key]
+
+    async def get(self, key: str) -> int:
+        return self._windows.get(key, 0)
+
+    async def aclose(self) -> None:
+        """Nothing to release."""
