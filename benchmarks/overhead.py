@@ -173,7 +173,11 @@ def overhead_cells(row: Row, direct: Row | None) -> list[str]:
 
 
 def results_table(rows: list[Row]) -> Table:
-    table = Table(title="Meterline gateway overhead (direct = fake upstream alone)")
+    table = Table(
+        title="Meterline gateway overhead (direct = fake upstream alone)",
+        caption="Δ and ratio: gateway vs direct at the same concurrency. CPU s/1k: CPU seconds "
+        "the measured server (fake upstream or gateway) used per 1,000 requests.",
+    )
     for name in ("mode", "stream", "conc", "req/s", "p50 ms", "p99 ms", "errors"):
         table.add_column(name, justify="left" if name in ("mode", "stream") else "right")
     for name in ("Δp50 ms", "Δp99 ms", "rps ratio", "CPU s/1k"):
@@ -264,6 +268,7 @@ def _stop(signum: int, frame: FrameType | None) -> None:
 def main() -> int:
     args = parse_args()
     signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)  # also when started in the background, where it is ignored
     runs = 4 * len(args.concurrency) * args.duration + 4 * args.warmup
     console.print(f"load generator: {'wrk' if args.wrk else 'aiohttp (wrk not found)'}; "
                   f"about {runs:.0f} s of load on {os.cpu_count()} core(s)")  # fmt: skip
@@ -271,7 +276,7 @@ def main() -> int:
         with tempfile.TemporaryDirectory(prefix="meterline-bench-") as tmp:
             run(args, Path(tmp))
     except KeyboardInterrupt:
-        console.print("interrupted; servers stopped")
+        console.print("\ninterrupted; servers stopped")
         return 130
     return 0
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ipaddress
 import logging
 import sys
 from collections.abc import Sequence
 
 from rich.console import Console
 
+from meterline.accounts_cli import add_account_commands
 from meterline.settings import ConfigError, Settings, load_settings
 
 __all__ = ["main"]
@@ -24,6 +26,15 @@ def _settings(args: argparse.Namespace) -> Settings:
     return settings
 
 
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -32,6 +43,13 @@ def _serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
     host = args.host or settings.server.host
     port = args.port or settings.server.port
+    if not _is_loopback(host) and not settings.master_key:
+        print(  # noqa: T201
+            f"refusing to listen on {host}: without METERLINE_MASTER_KEY anyone who can reach "
+            "this address could use your providers. Set a master key, or bind to 127.0.0.1.",
+            file=sys.stderr,
+        )
+        return 2
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     uvicorn.run(
         create_app(settings),
@@ -81,6 +99,12 @@ def _check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _accounts(args: argparse.Namespace) -> int:
+    handler = args.account
+    code: int = handler(_settings(args), args, Console())
+    return code
+
+
 def _demo(args: argparse.Namespace) -> int:
     from meterline.demo import run_demo
 
@@ -110,6 +134,10 @@ def _parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check-config", help="validate a config file")
     check.add_argument("file")
     check.set_defaults(run=_check_config)
+
+    add_account_commands(sub)
+    for name in ("keys", "budget"):
+        sub.choices[name].set_defaults(run=_accounts)
 
     demo = sub.add_parser("demo", help="try the gateway against simulated providers (no keys)")
     demo.add_argument("--requests", type=int, default=120)

@@ -8,6 +8,8 @@ GatewayError                     500  api_error
 ├── PermissionDenied             403  permission_error
 ├── ModelNotFound                404  model_not_found
 ├── RateLimited                  429  rate_limit_error
+│   ├── BudgetExceeded           429  (a budget would be exceeded)
+│   └── BreakerOpen              429  (a spend breaker has halted traffic)
 └── ProviderError                502  upstream_error
     ├── UpstreamBadRequest       400  (the upstream rejected the request itself)
     ├── UpstreamAuthFailed       502  (the gateway's provider credentials were refused)
@@ -24,6 +26,8 @@ from __future__ import annotations
 
 __all__ = [
     "AuthError",
+    "BreakerOpen",
+    "BudgetExceeded",
     "GatewayError",
     "InvalidRequest",
     "ModelNotFound",
@@ -93,6 +97,14 @@ class RateLimited(GatewayError):
     status = 429
     kind = "rate_limit_error"
     code = "rate_limit_exceeded"
+
+
+class BudgetExceeded(RateLimited):
+    code = "budget_exceeded"
+
+
+class BreakerOpen(RateLimited):
+    code = "circuit_breaker_open"
 
 
 class ProviderError(GatewayError):

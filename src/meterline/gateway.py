@@ -15,9 +15,16 @@ import aiohttp
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from meterline.accounting.alerts import AlertSink
+from meterline.accounting.counters import Counters, open_counters
+from meterline.accounting.ledger import Ledger
+from meterline.auth import KeyRing
 from meterline.catalog import Catalog
 from meterline.pipeline import Pipeline
+from meterline.pipeline.auth import AuthStage
+from meterline.pipeline.budget import BudgetStage
 from meterline.pipeline.dispatch import Dispatch
+from meterline.pipeline.limits import RateLimitStage
 from meterline.pipeline.log import RequestLog
 from meterline.pipeline.route import Resolver, RouteStage
 from meterline.providers import ProviderDeps, ProviderRegistry, register_models
@@ -40,6 +47,10 @@ class Gateway:
         self._session: aiohttp.ClientSession | None = None
         self._providers: ProviderRegistry | None = None
         self._pipeline: Pipeline | None = None
+        self._counters: Counters | None = None
+        self._keys: KeyRing | None = None
+        self._ledger: Ledger | None = None
+        self._limits: RateLimitStage | None = None
 
     @property
     def database_url(self) -> str:
@@ -65,19 +76,48 @@ class Gateway:
             self._session, self.catalog, self.settings.retry, self.settings.timeout, self.env
         )
         self._providers = ProviderRegistry.build(self.settings.providers, deps)
+        await self._start_accounting()
+        assert self._keys is not None and self._ledger is not None and self._counters is not None
+        acc = self.settings.accounting
         resolver = Resolver(self.catalog, self._providers, self.settings.aliases)
+        self._limits = RateLimitStage(self._counters, acc)
         self._pipeline = Pipeline(
-            [RequestLog(self._writer), RouteStage(resolver), Dispatch(self._providers)]
+            [
+                RequestLog(self._writer),
+                AuthStage(self._keys, self.settings.master_key),
+                self._limits,
+                RouteStage(resolver),
+                BudgetStage(self._ledger, self.catalog, self._providers, acc.downgrade_at),
+                Dispatch(self._providers),
+            ]
         )
         log.info("meterline started with providers: %s", ", ".join(p.name for p in self._providers))
 
+    async def _start_accounting(self) -> None:
+        assert self._engine is not None and self._session is not None
+        acc = self.settings.accounting
+        self._counters = await open_counters(acc.redis_url)
+        self._keys = KeyRing(self._engine)
+        await self._keys.start()
+        sink = AlertSink(self._engine, self._session, acc.alert_webhook)
+        self._ledger = Ledger(self._counters, self._engine, acc, sink)
+        await self._ledger.load()
+        await self._ledger.rebuild()
+        await self._ledger.rebuild_keys(await self._keys.list())
+
     async def stop(self) -> None:
+        if self._ledger is not None:
+            await self._ledger.drain()
+        if self._keys is not None:
+            await self._keys.aclose()
         if self._writer is not None:
             await self._writer.close()
         if self._providers is not None:
             await self._providers.aclose()
         if self._session is not None:
             await self._session.close()
+        if self._counters is not None:
+            await self._counters.aclose()
         if self._engine is not None:
             await self._engine.dispose()
 
@@ -95,6 +135,16 @@ class Gateway:
     def providers(self) -> ProviderRegistry:
         assert self._providers is not None, "the gateway has not been started"
         return self._providers
+
+    @property
+    def keys(self) -> KeyRing:
+        assert self._keys is not None, "the gateway has not been started"
+        return self._keys
+
+    @property
+    def ledger(self) -> Ledger:
+        assert self._ledger is not None, "the gateway has not been started"
+        return self._ledger
 
     @property
     def pipeline(self) -> Pipeline:

@@ -1,4 +1,7 @@
-"""Read-only admin endpoints: analytics and health. (Keys, budgets and the rest come later.)"""
+"""Analytics and health: ``/api/stats``, ``/api/requests``, ``/health``.
+
+A virtual key sees only its own tenant's data; the master key sees every tenant.
+"""
 
 from __future__ import annotations
 
@@ -10,11 +13,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from meterline.admin.access import Access
+from meterline.admin.http import answers_errors, int_param
 from meterline.catalog import to_usd
-from meterline.errors import GatewayError, InvalidRequest
 from meterline.store import recent_requests, usage_stats
 from meterline.surfaces.http import json_response
-from meterline.wire.openai_response import encode_error
 
 if TYPE_CHECKING:
     from meterline.gateway import Gateway
@@ -22,26 +25,10 @@ if TYPE_CHECKING:
 __all__ = ["AdminAPI"]
 
 
-def error_response(error: GatewayError) -> Response:
-    return json_response(encode_error(error), error.status, error.headers)
-
-
-def _int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
-    raw = request.query_params.get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise InvalidRequest(f"'{name}' must be an integer", param=name) from None
-    if not low <= value <= high:
-        raise InvalidRequest(f"'{name}' must be between {low} and {high}", param=name)
-    return value
-
-
 class AdminAPI:
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
+        self.access = Access(gateway)
 
     def routes(self) -> list[Route]:
         return [
@@ -50,31 +37,30 @@ class AdminAPI:
             Route("/health", self.health, methods=["GET"]),
         ]
 
+    @answers_errors
     async def stats(self, request: Request) -> Response:
-        try:
-            days = _int_param(request, "days", 7, 1, 3650)
-        except InvalidRequest as exc:
-            return error_response(exc)
-        groups = await usage_stats(self.gateway.engine, days=days)
-        total_requests = sum(g.requests for g in groups)
+        caller = await self.access.caller(request)
+        days = int_param(request, "days", 7, 1, 3650)
+        groups = await usage_stats(self.gateway.engine, days=days, tenant=caller.tenant)
         totals = {
-            "requests": total_requests,
+            "requests": sum(g.requests for g in groups),
             "errors": sum(g.errors for g in groups),
             "input_tokens": sum(g.input_tokens for g in groups),
             "output_tokens": sum(g.output_tokens for g in groups),
             "cost_usd": str(to_usd(sum(g.cost_pusd for g in groups))),
         }
-        return json_response(
-            {"days": days, "totals": totals, "by_model": [g.as_json() for g in groups]}
-        )
+        body = {"days": days, "tenant": caller.tenant, "totals": totals,
+                "by_model": [g.as_json() for g in groups]}  # fmt: skip
+        return json_response(body)
 
+    @answers_errors
     async def requests(self, request: Request) -> Response:
-        try:
-            limit = _int_param(request, "limit", 50, 1, 1000)
-            offset = _int_param(request, "offset", 0, 0, 10**9)
-        except InvalidRequest as exc:
-            return error_response(exc)
-        rows = await recent_requests(self.gateway.engine, limit=limit, offset=offset)
+        caller = await self.access.caller(request)
+        limit = int_param(request, "limit", 50, 1, 1000)
+        offset = int_param(request, "offset", 0, 0, 10**9)
+        rows = await recent_requests(
+            self.gateway.engine, limit=limit, offset=offset, tenant=caller.tenant
+        )
         return json_response({"data": rows, "limit": limit, "offset": offset})
 
     async def health(self, request: Request) -> Response:
@@ -84,12 +70,13 @@ class AdminAPI:
             database = "ok"
         except (SQLAlchemyError, OSError) as exc:
             database = f"error: {exc.__class__.__name__}"
-        providers = [{"name": p.name} for p in self.gateway.providers]
+        breakers = await self.gateway.ledger.breaker_states()
         status = "ok" if database == "ok" else "degraded"
         body = {
             "status": status,
             "database": database,
-            "providers": providers,
+            "providers": [{"name": p.name} for p in self.gateway.providers],
+            "breakers": breakers,
             "log_backlog": self.gateway.writer.backlog,
         }
         return json_response(body, 200 if status == "ok" else 503)

@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from meterline.auth import ApiKey
 from meterline.catalog import ModelInfo, PicoUSD, cost
 from meterline.errors import GatewayError
 from meterline.types import ChatRequest, Principal, Usage
@@ -56,6 +57,8 @@ class RequestContext:
     principal: Principal = field(default_factory=Principal)
     metadata: dict[str, str] = field(default_factory=dict)
     route: Route | None = None
+    key: ApiKey | None = None
+    budget_remaining: int | None = None
     response_headers: dict[str, str] = field(default_factory=dict)
     started: float = field(default_factory=time.perf_counter)
     created_at: float = field(default_factory=time.time)

@@ -43,6 +43,9 @@ def row_for(ctx: RequestContext, outcome: Outcome) -> dict[str, Any]:
         "latency_ms": round(outcome.latency_ms, 3),
         "ttft_ms": round(outcome.ttft_ms, 3) if outcome.ttft_ms is not None else None,
         "metadata": ctx.metadata or None,
+        "team": ctx.principal.team,
+        "user": ctx.principal.user,
+        "budget_remaining_pusd": ctx.budget_remaining,
     }
 
 

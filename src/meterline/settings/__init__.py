@@ -2,9 +2,12 @@
 
 from meterline.settings.loader import default_database_url, load_settings, providers_from_env
 from meterline.settings.schema import (
+    AccountingSettings,
+    BudgetEntry,
     LogSettings,
     ModelEntry,
     ProviderSettings,
+    RateLimit,
     RetrySettings,
     ServerSettings,
     Settings,
@@ -13,6 +16,9 @@ from meterline.settings.schema import (
 from meterline.settings.validate import ConfigError, ConfigProblem, parse_config
 
 __all__ = [
+    "AccountingSettings",
+    "BudgetEntry",
+    "RateLimit",
     "ConfigError",
     "ConfigProblem",
     "LogSettings",

@@ -67,8 +67,17 @@ def load_settings(
         settings = Settings()
     configured = {p.name for p in settings.providers}
     extra = [p for p in providers_from_env(env) if p.name not in configured]
+    accounting = dataclasses.replace(
+        settings.accounting,
+        redis_url=settings.accounting.redis_url or env.get("METERLINE_REDIS_URL") or None,
+        alert_webhook=settings.accounting.alert_webhook
+        or env.get("METERLINE_ALERT_WEBHOOK")
+        or None,
+    )
     return dataclasses.replace(
         settings,
         providers=settings.providers + tuple(extra),
         database_url=settings.database_url or default_database_url(env),
+        accounting=accounting,
+        master_key=env.get("METERLINE_MASTER_KEY") or settings.master_key,
     )

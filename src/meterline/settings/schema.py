@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 __all__ = [
+    "AccountingSettings",
+    "BudgetEntry",
+    "RateLimit",
     "LogSettings",
     "ModelEntry",
     "ProviderSettings",
@@ -84,6 +87,41 @@ class LogSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class BudgetEntry:
+    """A spend limit: ``scope`` global | tenant | team | key, ``subject`` its name (``*`` for
+    global), ``period`` daily | weekly | monthly, ``usd`` a decimal string."""
+
+    scope: str
+    period: str
+    usd: str
+    subject: str = "*"
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimit:
+    rpm: int | None = None
+    tpm: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AccountingSettings:
+    """Budgets, rate limits and spend breakers. Secrets and URLs may also come from the
+    environment: ``METERLINE_REDIS_URL``, ``METERLINE_ALERT_WEBHOOK``."""
+
+    timezone: str = "UTC"
+    downgrade_at: float = 0.8
+    default_key_rpm: int = 100
+    redis_url: str | None = None
+    alert_webhook: str | None = None
+    budgets: tuple[BudgetEntry, ...] = ()
+    tenants: dict[str, RateLimit] = field(default_factory=dict)
+    teams: dict[str, RateLimit] = field(default_factory=dict)
+    daily_halt_usd: str | None = "20.00"
+    monthly_alert_usd: str | None = "80.00"
+    provider_daily_halt_usd: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     database_url: str | None = None
@@ -92,6 +130,8 @@ class Settings:
     retry: RetrySettings = field(default_factory=RetrySettings)
     timeout: TimeoutSettings = field(default_factory=TimeoutSettings)
     log: LogSettings = field(default_factory=LogSettings)
+    accounting: AccountingSettings = field(default_factory=AccountingSettings)
+    master_key: str | None = None
 
     def provider(self, name: str) -> ProviderSettings | None:
         return next((p for p in self.providers if p.name == name), None)

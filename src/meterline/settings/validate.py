@@ -8,7 +8,9 @@ import types
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, Literal, Union, get_args, get_origin
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
@@ -165,6 +167,7 @@ def _check_semantics(settings: Settings, walker: _Walker, root: yaml.Node) -> No
             walker.fail(node(path), f"{path}.base_url", "an openai-compatible provider needs one")
         for j, model in enumerate(p.models):
             _check_model(walker, node, f"{path}.models[{j}]", model)
+    _check_accounting(walker, node, settings)
     if not 0 < settings.server.port < 65536:
         walker.fail(node("server.port"), "server.port", "must be between 1 and 65535")
 
@@ -187,6 +190,62 @@ def _check_model(
             parse_usd_per_million(value)
         except (ValueError, ArithmeticError):
             walker.fail(node(where), where, 'must be USD per 1M tokens, e.g. "0.15"')
+
+
+_SCOPES = ("global", "tenant", "team", "key")
+_PERIODS = ("daily", "weekly", "monthly")
+
+
+def _usd(walker: _Walker, node: Callable[[str], yaml.Node], path: str, value: str | None) -> None:
+    if value is None:
+        return
+    try:
+        ok = Decimal(value) >= 0
+    except ArithmeticError:
+        ok = False
+    if not ok:
+        walker.fail(node(path), path, 'must be an amount in USD, e.g. "5.00"')
+
+
+def _one_of(
+    walker: _Walker,
+    node: Callable[[str], yaml.Node],
+    path: str,
+    value: str,
+    options: tuple[str, ...],
+) -> None:
+    if value not in options:
+        walker.fail(node(path), path, f"must be one of {', '.join(options)}")
+
+
+def _check_accounting(
+    walker: _Walker, node: Callable[[str], yaml.Node], settings: Settings
+) -> None:
+    acc = settings.accounting
+    try:
+        ZoneInfo(acc.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        path = "accounting.timezone"
+        walker.fail(node(path), path, f"unknown time zone {acc.timezone!r}")
+    if not 0 < acc.downgrade_at <= 1:
+        walker.fail(node("accounting.downgrade_at"), "accounting.downgrade_at", "must be in (0, 1]")
+    for i, entry in enumerate(acc.budgets):
+        path = f"accounting.budgets[{i}]"
+        if entry.scope not in _SCOPES:
+            walker.fail(
+                node(f"{path}.scope"), f"{path}.scope", f"must be one of {', '.join(_SCOPES)}"
+            )
+        if entry.period not in _PERIODS:
+            walker.fail(
+                node(f"{path}.period"), f"{path}.period", f"must be one of {', '.join(_PERIODS)}"
+            )
+        if entry.scope != "global" and entry.subject == "*":
+            walker.fail(node(path), f"{path}.subject", f"a {entry.scope} budget needs a subject")
+        _usd(walker, node, f"{path}.usd", entry.usd)
+    _usd(walker, node, "accounting.daily_halt_usd", acc.daily_halt_usd)
+    _usd(walker, node, "accounting.monthly_alert_usd", acc.monthly_alert_usd)
+    for name, value in acc.provider_daily_halt_usd.items():
+        _usd(walker, node, f"accounting.provider_daily_halt_usd.{name}", value)
 
 
 def parse_config(text: str, source: str = "<config>") -> Settings:

@@ -1,0 +1,214 @@
+"""Counters in Redis, shared by any number of gateway replicas.
+
+Atomicity: every operation that checks and then updates runs as ONE Lua script (registered once,
+sent as EVALSHA). Redis runs a script to completion before serving any other command, so no
+replica can slip between a check and its update: a multi-hold ``reserve`` reads every counter,
+refuses if any lacks room, and only then writes all of them. Every script validates everything
+before its first write, so an error (e.g. an overflow) never leaves a partial update behind.
+
+Exactness: Lua 5.1 numbers are doubles, exact only up to 2**53 (~9.0e15 pico-dollars, about
+$9,007), which a budget in pico-dollars easily exceeds. So the scripts never do money arithmetic
+in Lua numbers:
+
+* updates use HINCRBY / INCRBY, which Redis does in 64-bit integers (their replies, converted to
+  Lua numbers, are never used);
+* comparisons read the counters as decimal strings and split each into two limbs,
+  ``hi * 10**9 + lo``, where both limbs stay far below 2**53; the limb sums are exact, and one
+  carry normalisation gives the exact sign of ``limit - (spent + reserved + amount)``;
+* counts go back to Python as strings (GET after the update), never as Lua numbers.
+
+Counters are therefore exact up to Redis's own bound, 2**63 - 1 (~9.2e18 pico-dollars, about
+$9.2 million). Larger limits are clamped to that bound; an update that would overflow it is
+refused (limited holds) or raises (unlimited holds, ``add``) without changing anything.
+
+Layout: budget counters are hashes with fields ``spent`` and ``reserved``; window counters are
+plain integer strings. Every key carries ``prefix``; every write refreshes the key's TTL.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from meterline.accounting.counters.base import Hold, Level, WindowHit
+
+try:
+    import redis.asyncio as aioredis
+    from redis.exceptions import RedisError
+except ImportError as exc:  # pragma: no cover - depends on the installation
+    raise ImportError(
+        "Redis counters need the redis client: pip install 'meterline[redis]'"
+    ) from exc
+
+__all__ = ["INT64_MAX", "RedisCounters"]
+
+INT64_MAX = 2**63 - 1
+
+_PRELUDE = """
+local B = 1000000000
+local MAX = '9223372036854775807'
+-- A decimal integer string (false/nil = 0) as exact limbs: value = hi * B + lo.
+local function limbs(s)
+  if not s then return 0, 0 end
+  local neg = string.sub(s, 1, 1) == '-'
+  if neg then s = string.sub(s, 2) end
+  local n, hi, lo = #s, 0, tonumber(s)
+  if n > 9 then hi, lo = tonumber(string.sub(s, 1, n - 9)), tonumber(string.sub(s, n - 8)) end
+  if neg then return -hi, -lo end
+  return hi, lo
+end
+-- Exactly: is the sum of the (up to three) values at most limit?
+local function within(limit, a, b, c)
+  local hi, lo = limbs(limit)
+  for _, x in ipairs({a or '0', b or '0', c or '0'}) do
+    local h, l = limbs(x)
+    hi, lo = hi - h, lo - l
+  end
+  return hi + math.floor(lo / B) >= 0
+end
+"""
+
+# KEYS: counters. ARGV: amount, then per key its limit ('' = none) and ttl. 0 or the 1-based
+# index of the first key without room.
+_RESERVE = """
+local amount = ARGV[1]
+for i, key in ipairs(KEYS) do
+  local v = redis.call('HMGET', key, 'spent', 'reserved')
+  local limit = ARGV[2 * i]
+  if limit ~= '' and not within(limit, v[1], v[2], amount) then return i end
+  if not within(MAX, v[2], amount) then
+    return redis.error_reply('meterline: reserved on ' .. key .. ' would overflow')
+  end
+end
+for i, key in ipairs(KEYS) do
+  redis.call('HINCRBY', key, 'reserved', amount)
+  redis.call('EXPIRE', key, ARGV[2 * i + 1])
+end
+return 0
+"""
+
+# KEYS: counters. ARGV: reserved, -reserved, actual, then a ttl per key.
+_SETTLE = """
+for _, key in ipairs(KEYS) do
+  if not within(MAX, redis.call('HGET', key, 'spent'), ARGV[3]) then
+    return redis.error_reply('meterline: spent on ' .. key .. ' would overflow')
+  end
+end
+for i, key in ipairs(KEYS) do
+  if within(ARGV[1], redis.call('HGET', key, 'reserved')) then
+    redis.call('HSET', key, 'reserved', '0')
+  else
+    redis.call('HINCRBY', key, 'reserved', ARGV[2])
+  end
+  redis.call('HINCRBY', key, 'spent', ARGV[3])
+  redis.call('EXPIRE', key, ARGV[3 + i])
+end
+return 0
+"""
+
+# KEYS: counter. ARGV: spent, ttl.
+_SEED = """
+if redis.call('HSETNX', KEYS[1], 'spent', ARGV[1]) == 1 then
+  redis.call('EXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+
+# KEYS: window. ARGV: limit, amount, ttl. {allowed, count as a string}.
+_HIT = """
+local count = redis.call('GET', KEYS[1]) or '0'
+if not within(ARGV[1], count, ARGV[2]) then return {0, count} end
+redis.call('INCRBY', KEYS[1], ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+return {1, redis.call('GET', KEYS[1])}
+"""
+
+# KEYS: window. ARGV: amount, ttl. The count as a string.
+_ADD = """
+redis.call('INCRBY', KEYS[1], ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return redis.call('GET', KEYS[1])
+"""
+
+
+def _redacted(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _capped(limit: int) -> str:
+    return str(min(limit, INT64_MAX))
+
+
+class RedisCounters:
+    """:class:`~meterline.accounting.counters.base.Counters` on a shared Redis: atomic Lua
+    scripts, exact 64-bit integer arithmetic. Open with :meth:`connect`, release with
+    :meth:`aclose`."""
+
+    def __init__(self, client: aioredis.Redis, prefix: str = "meterline:") -> None:
+        self._redis = client
+        self.prefix = prefix
+        self._reserve = client.register_script(_PRELUDE + _RESERVE)
+        self._settle = client.register_script(_PRELUDE + _SETTLE)
+        self._seed = client.register_script(_SEED)
+        self._hit = client.register_script(_PRELUDE + _HIT)
+        self._add = client.register_script(_ADD)
+
+    @classmethod
+    async def connect(cls, url: str, prefix: str = "meterline:") -> RedisCounters:
+        """Connect to ``url`` and ping once, so a wrong URL fails at start-up."""
+        client = aioredis.from_url(url, decode_responses=True)
+        try:
+            await client.ping()
+        except (RedisError, OSError) as exc:
+            await client.aclose()
+            raise ConnectionError(f"cannot reach Redis at {_redacted(url)}: {exc}") from exc
+        return cls(client, prefix)
+
+    def _key(self, key: str) -> str:
+        return self.prefix + key
+
+    async def reserve(self, holds: list[Hold], amount: int) -> int | None:
+        if not holds:
+            return None
+        args: list[str | int] = [str(amount)]
+        for hold in holds:
+            args += ["" if hold.limit is None else _capped(hold.limit), hold.ttl]
+        refused: Any = await self._reserve(keys=[self._key(h.key) for h in holds], args=args)
+        return int(refused) - 1 if int(refused) else None
+
+    async def settle(self, holds: list[Hold], reserved: int, actual: int) -> None:
+        if not holds:
+            return
+        args: list[str | int] = [str(reserved), str(-reserved), str(actual)]
+        args += [h.ttl for h in holds]
+        await self._settle(keys=[self._key(h.key) for h in holds], args=args)
+
+    async def levels(self, keys: list[str]) -> list[Level]:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.hmget(self._key(key), ["spent", "reserved"])
+            rows: list[list[str | None]] = await pipe.execute()
+        return [Level(int(spent or 0), int(reserved or 0)) for spent, reserved in rows]
+
+    async def seed(self, key: str, spent: int, ttl: int) -> None:
+        await self._seed(keys=[self._key(key)], args=[str(spent), ttl])
+
+    async def hit(self, key: str, limit: int, amount: int, ttl: int) -> WindowHit:
+        args: list[str | int] = [_capped(limit), str(amount), ttl]
+        allowed, count = await self._hit(keys=[self._key(key)], args=args)
+        return WindowHit(bool(allowed), int(count))
+
+    async def add(self, key: str, amount: int, ttl: int) -> int:
+        return int(await self._add(keys=[self._key(key)], args=[str(amount), ttl]))
+
+    async def get(self, key: str) -> int:
+        value = await self._redis.get(self._key(key))
+        return int(value) if value is not None else 0
+
+    async def aclose(self) -> None:
+        await self._redis.aclose()

@@ -1,0 +1,235 @@
+"""The ledger: which spend rules apply to a request, reservations against them, settlement,
+alerts and breaker trips, and the rebuild of spend counters from the request log.
+
+Reservations go through :class:`~meterline.accounting.counters.Counters`, whose ``reserve`` is
+atomic across every rule a request falls under, so concurrent requests (on one replica or many,
+with Redis) can never together pass a limit: each holds its worst-case cost until it settles.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from meterline.accounting.alerts import AlertSink
+from meterline.accounting.counters import Counters, Hold, Level
+from meterline.accounting.periods import Period
+from meterline.accounting.rules import Rule, usd_text
+from meterline.auth import ApiKey
+from meterline.catalog import parse_usd_per_million, to_usd
+from meterline.settings import AccountingSettings, BudgetEntry
+from meterline.store.schema import budgets, requests
+from meterline.types import Principal
+
+__all__ = ["Ledger", "Reservation", "usd_to_pusd"]
+
+log = logging.getLogger("meterline.accounting")
+
+_ALERT_THRESHOLDS = (80, 100)
+_SCOPE_COLUMNS = {"tenant": requests.c.tenant, "team": requests.c.team, "key": requests.c.key_id,
+                  "provider": requests.c.provider}  # fmt: skip
+
+
+def usd_to_pusd(usd: str) -> int:
+    """``"5.00"`` → 5 × 10¹² pico-dollars (exact)."""
+    return parse_usd_per_million(usd) * 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    rules: list[Rule]
+    holds: list[Hold]
+    amount: int
+    remaining: int | None  # the tightest budget's room after this reservation
+
+
+class Ledger:
+    def __init__(
+        self, counters: Counters, engine: AsyncEngine, settings: AccountingSettings, sink: AlertSink
+    ) -> None:
+        self.counters = counters
+        self.engine = engine
+        self.settings = settings
+        self.sink = sink
+        self._stored: list[Rule] = []
+        self._pending: set[asyncio.Task[None]] = set()
+
+    def _configured(self) -> list[Rule]:
+        acc = self.settings
+        rules = [Rule("budget", b.scope, b.subject, b.period, usd_to_pusd(b.usd))  # type: ignore[arg-type]
+                 for b in acc.budgets]  # fmt: skip
+        if acc.daily_halt_usd is not None:
+            rules.append(Rule("breaker", "global", "*", "daily", usd_to_pusd(acc.daily_halt_usd)))
+        if acc.monthly_alert_usd is not None:
+            rules.append(
+                Rule("alert", "global", "*", "monthly", usd_to_pusd(acc.monthly_alert_usd))
+            )
+        for provider, usd in acc.provider_daily_halt_usd.items():
+            rules.append(Rule("breaker", "provider", provider, "daily", usd_to_pusd(usd)))
+        return rules
+
+    @property
+    def rules(self) -> list[Rule]:
+        """Configured rules, overridden by the ones stored with ``PUT /api/budget``."""
+        stored = {(r.scope, r.subject, r.period) for r in self._stored}
+        kept = [r for r in self._configured()
+                if r.kind != "budget" or (r.scope, r.subject, r.period) not in stored]  # fmt: skip
+        return kept + self._stored
+
+    def rules_for(
+        self, principal: Principal, key: ApiKey | None, provider: str | None
+    ) -> list[Rule]:
+        found = [r for r in self.rules if r.applies(principal, provider)]
+        if key is not None and key.spec.budget_pusd is not None and key.spec.budget_period:
+            period: Period = key.spec.budget_period  # type: ignore[assignment]
+            found.append(Rule("budget", "key", key.id, period, key.spec.budget_pusd))
+        return found
+
+    def _now(self) -> dt.datetime:
+        return dt.datetime.now(dt.UTC)
+
+    def holds(self, rules: Iterable[Rule], now: dt.datetime) -> list[Hold]:
+        return [r.hold(now, self.settings.timezone) for r in rules]
+
+    async def levels(self, rules: list[Rule], now: dt.datetime | None = None) -> list[Level]:
+        now = now or self._now()
+        return await self.counters.levels([h.key for h in self.holds(rules, now)])
+
+    def _merged_holds(self, rules: list[Rule], now: dt.datetime) -> list[Hold]:
+        """One hold per counter: rules over the same scope and window (a budget and a breaker)
+        share a counter, which must be reserved once, against the strictest limit."""
+        merged: dict[str, Hold] = {}
+        for hold in self.holds(rules, now):
+            seen = merged.get(hold.key)
+            if seen is not None:
+                limits = [x for x in (seen.limit, hold.limit) if x is not None]
+                hold = Hold(hold.key, min(limits) if limits else None, max(seen.ttl, hold.ttl))
+            merged[hold.key] = hold
+        return list(merged.values())
+
+    async def reserve(self, rules: list[Rule], amount: int) -> Reservation | Rule:
+        """Reserve ``amount`` under every rule, or return the rule that has no room."""
+        now = self._now()
+        holds = self._merged_holds(rules, now)
+        refused = await self.counters.reserve(holds, amount)
+        if refused is not None:
+            full = holds[refused]
+            return next(r for r in rules
+                        if r.hold(now, self.settings.timezone).key == full.key
+                        and r.limit == full.limit)  # fmt: skip
+        budget_rules = [r for r in rules if r.kind == "budget"]
+        remaining = None
+        if budget_rules:
+            levels = await self.levels(budget_rules, now)
+            pairs = zip(budget_rules, levels, strict=True)
+            remaining = min(r.limit - lv.spent - lv.reserved for r, lv in pairs)
+        return Reservation(rules, holds, amount, remaining)
+
+    def settle_later(self, reservation: Reservation, actual: int) -> None:
+        """Settle from a completion callback (which cannot await); tracked until it is done."""
+        task = asyncio.get_running_loop().create_task(self.settle(reservation, actual))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def settle(self, reservation: Reservation, actual: int) -> None:
+        if actual > reservation.amount:
+            log.warning("spend %d exceeded its reservation %d", actual, reservation.amount)
+        await self.counters.settle(reservation.holds, reservation.amount, actual)
+        if actual > 0:
+            await self._check_thresholds(reservation.rules)
+
+    async def _check_thresholds(self, rules: list[Rule]) -> None:
+        now = self._now()
+        levels = await self.levels(rules, now)
+        for rule, level in zip(rules, levels, strict=True):
+            used = level.spent * 100 // rule.limit if rule.limit else 0
+            for threshold in _ALERT_THRESHOLDS:
+                if used < threshold or (rule.kind != "budget" and threshold != 100):
+                    continue
+                window = rule.window(now, self.settings.timezone).label
+                message = f"{rule.name}: {threshold}% reached ({usd_text(level.spent)} spent)"
+                raised = await self.sink.alert(rule.kind, f"{rule.scope}:{rule.subject}", window,
+                                               threshold, message)  # fmt: skip
+                if raised and rule.kind == "breaker":
+                    await self.sink.trip(_breaker_name(rule), window, message)
+
+    async def drain(self) -> None:
+        """Wait for settlements still in flight (at shutdown, and in tests)."""
+        while self._pending:
+            await asyncio.gather(*list(self._pending), return_exceptions=True)
+
+    async def status(self, rules: list[Rule]) -> list[dict[str, object]]:
+        """Each rule with its current window's spend, for ``GET /api/budget``."""
+        now = self._now()
+        levels = await self.levels(rules, now)
+        out: list[dict[str, object]] = []
+        for rule, level in zip(rules, levels, strict=True):
+            window = rule.window(now, self.settings.timezone)
+            used = level.spent + level.reserved
+            entry: dict[str, object] = {
+                "kind": rule.kind, "scope": rule.scope, "subject": rule.subject,
+                "period": rule.period, "window": window.label,
+                "resets_at": window.end.isoformat(),
+                "limit_usd": str(to_usd(rule.limit)), "spent_usd": str(to_usd(level.spent)),
+                "reserved_usd": str(to_usd(level.reserved)),
+                "remaining_usd": str(to_usd(max(0, rule.limit - used))),
+                "used_pct": round(100 * level.spent / rule.limit, 2) if rule.limit else None,
+            }  # fmt: skip
+            if rule.kind == "breaker":
+                entry["state"] = "open" if level.spent >= rule.limit else "closed"
+            out.append(entry)
+        return out
+
+    async def breaker_states(self) -> list[dict[str, object]]:
+        return await self.status([r for r in self.rules if r.kind == "breaker"])
+
+    async def load(self) -> None:
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(select(budgets))).all()
+        self._stored = [Rule("budget", r.scope, r.subject, r.period, r.limit_pusd) for r in rows]
+
+    async def put_budget(self, entry: BudgetEntry) -> Rule:
+        rule = Rule("budget", entry.scope, entry.subject, entry.period, usd_to_pusd(entry.usd))  # type: ignore[arg-type]
+        now = self._now()
+        async with self.engine.begin() as conn:
+            await conn.execute(delete(budgets).where(
+                budgets.c.scope == rule.scope, budgets.c.subject == rule.subject,
+                budgets.c.period == rule.period))  # fmt: skip
+            await conn.execute(budgets.insert().values(
+                scope=rule.scope, subject=rule.subject, period=rule.period,
+                limit_pusd=rule.limit, updated_at=now))  # fmt: skip
+        await self.load()
+        await self.rebuild([rule])
+        return rule
+
+    async def rebuild(self, rules: Iterable[Rule] | None = None) -> None:
+        """Seed spend counters from the request log (indexed by scope and time) for the
+        current window of each rule; counters that already exist (Redis) are left alone."""
+        now = self._now()
+        for rule in self.rules if rules is None else rules:
+            hold = rule.hold(now, self.settings.timezone)
+            start = rule.window(now, self.settings.timezone).start
+            query = select(func.coalesce(func.sum(requests.c.cost_pusd), 0)).where(
+                requests.c.created_at >= start
+            )
+            column = _SCOPE_COLUMNS.get(rule.scope)
+            if column is not None:
+                query = query.where(column == rule.subject)
+            async with self.engine.connect() as conn:
+                spent = int((await conn.execute(query)).scalar_one())
+            await self.counters.seed(hold.key, spent, hold.ttl)
+
+    async def rebuild_keys(self, keys: Iterable[ApiKey]) -> None:
+        key_rules = [r for k in keys for r in self.rules_for(k.principal, k, None)
+                     if r.scope == "key"]  # fmt: skip
+        await self.rebuild(key_rules)
+
+
+def _breaker_name(rule: Rule) -> str:
+    return "global" if rule.scope == "global" else f"{rule.scope}:{rule.subject}"

@@ -1,0 +1,58 @@
+"""Spend rules: budgets (global / tenant / team / key) and spend breakers, as counter holds."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Literal
+
+from meterline.accounting.counters import Hold
+from meterline.accounting.periods import Period, Window, window
+from meterline.catalog import to_usd
+from meterline.types import Principal
+
+__all__ = ["Rule", "RuleKind", "usd_text"]
+
+RuleKind = Literal["budget", "breaker", "alert"]
+_GRACE = 2 * 86_400  # counters outlive their window by two days
+
+
+def usd_text(pusd: int) -> str:
+    return f"${to_usd(pusd).quantize(to_usd(10**10)):,}"
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One spend limit. ``kind`` budget: refuse past ``limit``; breaker: halt everything past
+    ``limit``; alert: only count, and alert when ``limit`` is reached."""
+
+    kind: RuleKind
+    scope: str  # global | tenant | team | key | provider
+    subject: str
+    period: Period
+    limit: int  # pico-dollars
+
+    @property
+    def name(self) -> str:
+        who = "global" if self.scope == "global" else f"{self.scope} {self.subject}"
+        what = {"budget": "budget", "breaker": "spend breaker", "alert": "spend alert"}[self.kind]
+        return f"{who} {self.period} {what} of {usd_text(self.limit)}"
+
+    def applies(self, principal: Principal, provider: str | None) -> bool:
+        return {
+            "global": True,
+            "tenant": principal.tenant == self.subject,
+            "team": principal.team == self.subject,
+            "key": principal.key_id == self.subject,
+            "provider": provider == self.subject,
+        }.get(self.scope, False)
+
+    def window(self, now: dt.datetime, tz: str) -> Window:
+        return window(self.period, now, tz)
+
+    def hold(self, now: dt.datetime, tz: str) -> Hold:
+        w = self.window(now, tz)
+        ttl = int(w.seconds_left(now)) + _GRACE
+        # Budgets and breakers over the same scope and window share one spend counter.
+        key = f"spend:{self.scope}:{self.subject}:{w.label}"
+        return Hold(key, self.limit if self.kind != "alert" else None, ttl)

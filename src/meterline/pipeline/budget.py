@@ -1,0 +1,103 @@
+"""Budget stage: reserve the request's worst-case cost under every rule it falls under.
+
+Below ``downgrade_at`` (80%) of every budget: as routed. At or above it: the route moves to a
+cheaper tier (reason in the headers). A reservation that does not fit tries the cheaper models
+in turn, and is refused with 429 naming the budget when none fits. After the answer the
+reservation is settled with the actual cost (zero on error).
+"""
+
+from __future__ import annotations
+
+from meterline.accounting.estimate import worst_case_cost
+from meterline.accounting.ledger import Ledger, Reservation
+from meterline.accounting.rules import Rule, usd_text
+from meterline.catalog import Catalog, ModelInfo, to_usd
+from meterline.errors import BreakerOpen, BudgetExceeded, RateLimited
+from meterline.pipeline.context import Outcome, RequestContext, Route
+from meterline.providers import ProviderRegistry
+from meterline.routing import cheaper_models
+
+__all__ = ["BudgetStage"]
+
+
+def _refusal(rule: Rule, detail: str) -> RateLimited:
+    cls = BudgetExceeded if rule.kind == "budget" else BreakerOpen
+    return cls(f"{rule.name} {detail}")
+
+
+class BudgetStage:
+    def __init__(
+        self, ledger: Ledger, catalog: Catalog, providers: ProviderRegistry, downgrade_at: float
+    ) -> None:
+        self.ledger = ledger
+        self.catalog = catalog
+        self.providers = providers
+        self.downgrade_at = downgrade_at
+
+    async def __call__(self, ctx: RequestContext) -> None:
+        assert ctx.route is not None, "the budget stage runs after routing"
+        rules = self.ledger.rules_for(ctx.principal, ctx.key, ctx.route.provider)
+        if not rules:
+            return None
+        ratio = await self._check_levels(rules)
+        candidates = [ctx.route.model]
+        if ratio >= self.downgrade_at:
+            candidates = self._cheaper(ctx) or candidates
+        reservation = await self._reserve(ctx, candidates, ratio)
+        ctx.budget_remaining = reservation.remaining
+        if reservation.remaining is not None:
+            left = to_usd(max(0, reservation.remaining))
+            ctx.response_headers["x-meterline-budget-remaining-usd"] = f"{left:f}"
+        ctx.on_complete(lambda c, o: self._settle(reservation, o))
+        return None
+
+    async def _check_levels(self, rules: list[Rule]) -> float:
+        """The highest share used of any budget; refuse outright at 100%."""
+        ratio = 0.0
+        for rule, level in zip(rules, await self.ledger.levels(rules), strict=True):
+            if rule.kind == "alert" or rule.limit <= 0:
+                continue
+            used = level.spent + level.reserved
+            if used >= rule.limit:
+                raise _refusal(rule, f"is used up ({usd_text(level.spent)} spent)")
+            if rule.kind == "budget":
+                ratio = max(ratio, used / rule.limit)
+        return ratio
+
+    def _cheaper(self, ctx: RequestContext) -> list[ModelInfo]:
+        assert ctx.route is not None
+        enabled = {p.name for p in self.providers}
+        return cheaper_models(self.catalog, enabled, ctx.route.model, ctx.request)
+
+    async def _reserve(
+        self, ctx: RequestContext, candidates: list[ModelInfo], ratio: float
+    ) -> Reservation:
+        assert ctx.route is not None
+        original = ctx.route
+        refused: Rule | None = None
+        order = candidates
+        if candidates[0] is original.model:  # not downgraded: cheaper models only if it won't fit
+            order = [original.model, *self._cheaper(ctx)]
+        for model in order:
+            rules = self.ledger.rules_for(ctx.principal, ctx.key, model.provider)
+            result = await self.ledger.reserve(rules, worst_case_cost(ctx.request, model))
+            if isinstance(result, Reservation):
+                if model is not original.model:
+                    self._reroute(ctx, model, original, ratio, refused)
+                return result
+            refused = refused or result
+        assert refused is not None
+        raise _refusal(refused, "has no room for this request (its worst-case cost was reserved)")
+
+    def _reroute(self, ctx: RequestContext, model: ModelInfo, original: Route, ratio: float,
+                 refused: Rule | None) -> None:  # fmt: skip
+        why = (f"{refused.name} has no room for {original.model.name}" if refused
+               else f"budget {ratio:.0%} used")  # fmt: skip
+        ctx.route = Route(model.provider, model, f"downgraded from {original.model.key}: {why}")
+        ctx.response_headers["x-meterline-provider"] = model.provider
+        ctx.response_headers["x-meterline-model"] = model.name
+        ctx.response_headers["x-meterline-downgraded-from"] = original.model.key
+
+    def _settle(self, reservation: Reservation, outcome: Outcome) -> None:
+        # Whatever was used is paid, including the part of a stream that failed midway.
+        self.ledger.settle_later(reservation, outcome.cost)

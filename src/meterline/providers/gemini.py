@@ -1,0 +1,130 @@
+"""Google Gemini upstream (``generateContent``, ``x-goog-api-key`` auth, ``alt=sse`` streams)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import orjson
+
+from meterline.errors import UpstreamConnectionError, UpstreamUnavailable
+from meterline.providers.base import ProviderDeps
+from meterline.providers.http import HttpClient, UpstreamCall
+from meterline.settings import ProviderSettings
+from meterline.types import ChatChunk, ChatRequest, ChatResponse
+from meterline.wire.gemini import (
+    StreamDecoder,
+    decode_error,
+    decode_models,
+    decode_response,
+    encode_request,
+    model_path,
+)
+from meterline.wire.sse import SSEDecoder, SSEEvent
+
+__all__ = ["GeminiProvider"]
+
+# Google's documented placeholder for function-call history without its thought signatures,
+# which Gemini 3 models otherwise refuse (the gateway does not keep signatures).
+_SKIP_SIGNATURE = "skip_thought_signature_validator"
+
+
+class GeminiProvider:
+    """The Gemini API at ``generativelanguage.googleapis.com`` (or a proxy of it).
+
+    ``base_url`` is the host without the API version (``/v1beta`` is added per call; a base URL
+    given with it is accepted too). The key goes in the ``x-goog-api-key`` header.
+    """
+
+    default_base_url = "https://generativelanguage.googleapis.com"
+
+    def __init__(self, settings: ProviderSettings, deps: ProviderDeps) -> None:
+        self.name = settings.name
+        self.settings = settings
+        self.deps = deps
+        base = (settings.base_url or self.default_base_url).rstrip("/")
+        self.base_url = base.removesuffix("/v1beta")
+        key = settings.api_key or (deps.env.get(settings.api_key_env or "") or None)
+        self.headers = {"content-type": "application/json", **settings.headers}
+        if key:
+            self.headers["x-goog-api-key"] = key
+        self.http = HttpClient(
+            deps.session,
+            self.name,
+            settings.retry or deps.retry,
+            settings.timeout or deps.timeout,
+            decode_error,
+        )
+        self._discovered: list[str] | None = None
+
+    def _call(self, request: ChatRequest, stream: bool) -> UpstreamCall:
+        signature = _SKIP_SIGNATURE if request.model.startswith("gemini-3") else None
+        body = encode_request(request, thought_signature=signature)
+        url = f"{self.base_url}{model_path(request.model, stream)}"
+        return UpstreamCall("POST", url, self.headers, orjson.dumps(body))
+
+    async def complete(self, request: ChatRequest) -> ChatResponse:
+        raw = await self.http.send(self._call(request, stream=False))
+        return decode_response(self._json(raw))
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[ChatChunk]:
+        response = await self.http.open(self._call(request, stream=True))
+        finished = False
+        try:
+            events, decoder = SSEDecoder(), StreamDecoder(self.name)
+            reader = response.content.iter_any()
+            data: bytes | None = await self._first(reader)
+            while data is not None:
+                for chunk in self._decode(events.feed(data), decoder):
+                    yield chunk
+                data = await anext(reader, None)
+            for chunk in self._decode(events.close(), decoder):
+                yield chunk
+            finished = True
+        except aiohttp.ClientError as exc:
+            raise UpstreamConnectionError(
+                f"{self.name} broke off the stream: {exc}", provider=self.name
+            ) from None
+        finally:
+            # A stream read to its end returns its connection to the pool; one we abandon
+            # (client gone, error) is closed, which cancels the upstream generation.
+            if finished:
+                response.release()
+            else:
+                response.close()
+
+    async def _first(self, reader: AsyncIterator[bytes]) -> bytes | None:
+        """The first bytes under the first-byte timeout; ``None`` for an empty body."""
+        try:
+            data: bytes = await self.http.first(reader)
+        except StopAsyncIteration:
+            return None
+        return data
+
+    def _decode(self, events: list[SSEEvent], decoder: StreamDecoder) -> list[ChatChunk]:
+        return [chunk for event in events for chunk in decoder.feed(self._json(event.data))]
+
+    def _json(self, raw: bytes | str) -> Any:
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise UpstreamUnavailable(
+                f"{self.name} answered with invalid JSON", provider=self.name
+            ) from None
+
+    async def list_models(self) -> list[str]:
+        configured = [m.name for m in self.settings.models]
+        known = [m.name for m in self.deps.catalog.for_provider(self.name)]
+        return list(dict.fromkeys(configured + known))
+
+    async def discover(self) -> list[str]:
+        """Ask the upstream's ``GET /v1beta/models`` (once) for the models that generate."""
+        if self._discovered is None:
+            url = f"{self.base_url}/v1beta/models?pageSize=1000"
+            raw = await self.http.send(UpstreamCall("GET", url, self.headers))
+            self._discovered = decode_models(self._json(raw))
+        return self._discovered
+
+    async def aclose(self) -> None:
+        """The shared session belongs to the app; nothing of our own to close."""

@@ -1,0 +1,128 @@
+"""Ollama upstream: the native ``/api/chat`` (NDJSON streams) and ``/api/tags`` for models.
+
+Local models cost nothing: a model the catalog does not know is priced at zero by the route
+stage, so Ollama's token counts are logged with a cost of $0.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import orjson
+
+from meterline.errors import ProviderError, UpstreamConnectionError, UpstreamUnavailable
+from meterline.providers.base import ProviderDeps
+from meterline.providers.http import HttpClient, UpstreamCall
+from meterline.settings import ProviderSettings
+from meterline.types import ChatChunk, ChatRequest, ChatResponse
+from meterline.wire.ollama import (
+    StreamDecoder,
+    decode_error,
+    decode_response,
+    decode_tags,
+    encode_request,
+)
+
+__all__ = ["OllamaProvider"]
+
+log = logging.getLogger("meterline.providers")
+
+
+class OllamaProvider:
+    """An Ollama server. ``base_url`` is the server root (``/v1`` of its OpenAI-compatible API is
+    dropped if given); a key, if configured, is sent as a bearer token (for a proxy in front)."""
+
+    default_base_url = "http://127.0.0.1:11434"
+
+    def __init__(self, settings: ProviderSettings, deps: ProviderDeps) -> None:
+        self.name = settings.name
+        self.settings = settings
+        self.deps = deps
+        base = (settings.base_url or self.default_base_url).rstrip("/")
+        self.base_url = base.removesuffix("/v1")
+        key = settings.api_key or (deps.env.get(settings.api_key_env or "") or None)
+        self.headers = {"content-type": "application/json", **settings.headers}
+        if key:
+            self.headers["authorization"] = f"Bearer {key}"
+        self.http = HttpClient(
+            deps.session,
+            self.name,
+            settings.retry or deps.retry,
+            settings.timeout or deps.timeout,
+            decode_error,
+        )
+        self._tags: list[str] | None = None
+
+    def _call(self, request: ChatRequest, stream: bool) -> UpstreamCall:
+        body = encode_request(request)
+        body["stream"] = stream  # Ollama streams unless told otherwise
+        return UpstreamCall("POST", f"{self.base_url}/api/chat", self.headers, orjson.dumps(body))
+
+    async def complete(self, request: ChatRequest) -> ChatResponse:
+        raw = await self.http.send(self._call(request, stream=False))
+        return decode_response(self._json(raw))
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[ChatChunk]:
+        response = await self.http.open(self._call(request, stream=True))
+        finished = False
+        try:
+            decoder = StreamDecoder(self.name)
+            reader = response.content.iter_any()
+            data: bytes | None = await self._first(reader)
+            while data is not None:
+                for chunk in decoder.feed(data):
+                    yield chunk
+                data = await anext(reader, None)
+            for chunk in decoder.close():
+                yield chunk
+            finished = True
+        except aiohttp.ClientError as exc:
+            raise UpstreamConnectionError(
+                f"{self.name} broke off the stream: {exc}", provider=self.name
+            ) from None
+        finally:
+            # A stream read to its end returns its connection to the pool; one we abandon
+            # (client gone, error) is closed, which makes Ollama stop generating.
+            if finished:
+                response.release()
+            else:
+                response.close()
+
+    async def _first(self, reader: AsyncIterator[bytes]) -> bytes | None:
+        """The first bytes under the first-byte timeout; ``None`` for an empty body."""
+        try:
+            data: bytes = await self.http.first(reader)
+        except StopAsyncIteration:
+            return None
+        return data
+
+    async def list_models(self) -> list[str]:
+        """Configured models, then the server's (from ``/api/tags``, asked until it answers)."""
+        configured = [m.name for m in self.settings.models]
+        try:
+            pulled = await self.tags()
+        except ProviderError as exc:
+            log.warning("could not list the models of %s: %s", self.name, exc.message)
+            pulled = []
+        return list(dict.fromkeys(configured + pulled))
+
+    async def tags(self) -> list[str]:
+        """The models pulled on the server, from ``GET /api/tags``; cached after a success."""
+        if self._tags is None:
+            call = UpstreamCall("GET", f"{self.base_url}/api/tags", self.headers)
+            self._tags = decode_tags(self._json(await self.http.send(call)))
+        return self._tags
+
+    def _json(self, raw: bytes) -> Any:
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise UpstreamUnavailable(
+                f"{self.name} answered with invalid JSON", provider=self.name
+            ) from None
+
+    async def aclose(self) -> None:
+        """The shared session belongs to the app; nothing of our own to close."""
