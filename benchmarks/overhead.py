@@ -261,6 +261,14 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
+def warn_if_busy() -> None:
+    """The servers and the load generator need the whole machine; say so when it is shared."""
+    load = os.getloadavg()[0]
+    if load > 0.5:
+        console.print(f"[yellow]warning:[/yellow] 1-minute load average is {load:.2f} before the "
+                      "run; other processes will make the numbers low and noisy")  # fmt: skip
+
+
 def _stop(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
@@ -272,6 +280,7 @@ def main() -> int:
     runs = 4 * len(args.concurrency) * args.duration + 4 * args.warmup
     console.print(f"load generator: {'wrk' if args.wrk else 'aiohttp (wrk not found)'}; "
                   f"about {runs:.0f} s of load on {os.cpu_count()} core(s)")  # fmt: skip
+    warn_if_busy()
     try:
         with tempfile.TemporaryDirectory(prefix="meterline-bench-") as tmp:
             run(args, Path(tmp))

@@ -33,7 +33,7 @@ class _Services:
 async def _services(settings: Settings) -> AsyncIterator[_Services]:
     assert settings.database_url is not None
     engine = await open_engine(settings.database_url)
-    counters = await open_counters(settings.accounting.redis_url)
+    counters = await open_counters(settings.accounting.redis_url, settings.accounting.redis_prefix)
     session = aiohttp.ClientSession()
     try:
         keys = KeyRing(engine)

@@ -154,10 +154,32 @@ class Ledger:
                     continue
                 window = rule.window(now, self.settings.timezone).label
                 message = f"{rule.name}: {threshold}% reached ({usd_text(level.spent)} spent)"
-                raised = await self.sink.alert(rule.kind, f"{rule.scope}:{rule.subject}", window,
-                                               threshold, message)  # fmt: skip
-                if raised and rule.kind == "breaker":
-                    await self.sink.trip(_breaker_name(rule), window, message)
+                if rule.kind == "breaker":
+                    await self._trip(rule)
+                    continue
+                subject = f"{rule.scope}:{rule.subject}"
+                await self.sink.alert(rule.kind, subject, window, threshold, message)
+
+    def refused_later(self, rule: Rule) -> None:
+        """A request was refused by ``rule``: trip a breaker, or alert that a budget is
+        exhausted (its 100% alert). Called from sync code; tracked until done."""
+        task = asyncio.get_running_loop().create_task(self._refused(rule))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def _refused(self, rule: Rule) -> None:
+        if rule.kind == "breaker":
+            await self._trip(rule)
+            return
+        window = rule.window(self._now(), self.settings.timezone).label
+        message = f"{rule.name}: exhausted, requests are being refused"
+        await self.sink.alert(rule.kind, f"{rule.scope}:{rule.subject}", window, 100, message)
+
+    async def _trip(self, rule: Rule) -> None:
+        window = rule.window(self._now(), self.settings.timezone).label
+        message = f"{rule.name} tripped: traffic under it is halted until {window} ends"
+        if await self.sink.alert("breaker", f"{rule.scope}:{rule.subject}", window, 100, message):
+            await self.sink.trip(_breaker_name(rule), window, message)
 
     async def drain(self) -> None:
         """Wait for settlements still in flight (at shutdown, and in tests)."""
@@ -187,7 +209,14 @@ class Ledger:
         return out
 
     async def breaker_states(self) -> list[dict[str, object]]:
-        return await self.status([r for r in self.rules if r.kind == "breaker"])
+        states = await self.status([r for r in self.rules if r.kind == "breaker"])
+        records = await self.sink.breaker_rows()
+        for state, rule in zip(states, [r for r in self.rules if r.kind == "breaker"], strict=True):
+            record = records.get(_breaker_name(rule))
+            if record is not None and record["window"] == state["window"]:
+                state["state"] = record["state"]
+                state["reason"] = record["reason"]
+        return states
 
     async def load(self) -> None:
         async with self.engine.connect() as conn:

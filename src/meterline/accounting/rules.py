@@ -18,7 +18,10 @@ _GRACE = 2 * 86_400  # counters outlive their window by two days
 
 
 def usd_text(pusd: int) -> str:
-    return f"${to_usd(pusd).quantize(to_usd(10**10)):,}"
+    """``$1,234.50``, ``$0.000125``: to the micro-dollar, at least two decimals."""
+    text = f"{to_usd(pusd):,.6f}".rstrip("0")
+    whole, _, cents = text.partition(".")
+    return f"${whole}.{cents.ljust(2, '0')}"
 
 
 @dataclass(frozen=True, slots=True)

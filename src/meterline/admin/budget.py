@@ -71,6 +71,7 @@ class BudgetAPI:
             "timezone": self.gateway.settings.accounting.timezone,
             "downgrade_at": self.gateway.settings.accounting.downgrade_at,
             "rules": await ledger.status(await self._visible(caller)),
+            "breakers": await ledger.breaker_states(),
         }
         if caller.admin:
             body["breaker_records"] = await ledger.sink.breaker_rows()

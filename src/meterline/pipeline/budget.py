@@ -59,6 +59,7 @@ class BudgetStage:
                 continue
             used = level.spent + level.reserved
             if used >= rule.limit:
+                self.ledger.refused_later(rule)
                 raise _refusal(rule, f"is used up ({usd_text(level.spent)} spent)")
             if rule.kind == "budget":
                 ratio = max(ratio, used / rule.limit)
@@ -67,7 +68,11 @@ class BudgetStage:
     def _cheaper(self, ctx: RequestContext) -> list[ModelInfo]:
         assert ctx.route is not None
         enabled = {p.name for p in self.providers}
-        return cheaper_models(self.catalog, enabled, ctx.route.model, ctx.request)
+        found = cheaper_models(self.catalog, enabled, ctx.route.model, ctx.request)
+        key = ctx.key
+        if key is not None:  # a key limited to some models is never moved outside them
+            found = [m for m in found if key.allows(m.name) or key.allows(m.key)]
+        return found
 
     async def _reserve(
         self, ctx: RequestContext, candidates: list[ModelInfo], ratio: float
@@ -87,6 +92,7 @@ class BudgetStage:
                 return result
             refused = refused or result
         assert refused is not None
+        self.ledger.refused_later(refused)
         raise _refusal(refused, "has no room for this request (its worst-case cost was reserved)")
 
     def _reroute(self, ctx: RequestContext, model: ModelInfo, original: Route, ratio: float,

@@ -112,6 +112,7 @@ class AccountingSettings:
     downgrade_at: float = 0.8
     default_key_rpm: int = 100
     redis_url: str | None = None
+    redis_prefix: str = "meterline:"
     alert_webhook: str | None = None
     budgets: tuple[BudgetEntry, ...] = ()
     tenants: dict[str, RateLimit] = field(default_factory=dict)

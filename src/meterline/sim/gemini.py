@@ -226,6 +226,7 @@ class GeminiSim:
         self.received: list[dict[str, Any]] = []
         self.received_headers: list[dict[str, str]] = []
         self.received_paths: list[str] = []
+        self.usage_sent: list[dict[str, Any]] = []  # the final usageMetadata of each answer
         self.cancelled_streams = 0
         self.completed_streams = 0
         self._prefixes: set[str] = set()
@@ -318,6 +319,7 @@ class GeminiSim:
             return await self._hang(request)
         reply = plan_reply(chat_request(model, body), lambda t, n: self._cached(model, t, n))
         thoughts = 64 + reply.prompt_tokens % 128 if _thinks(model, body) else 0
+        self.usage_sent.append(_usage(reply, thoughts))
         await asyncio.sleep(self.settings.ttft)
         if method == "generateContent":
             return _json(_events(model, reply, thoughts, len(reply.pieces) or 1)[0])

@@ -43,7 +43,10 @@ class Fault:
 
 @dataclass(slots=True)
 class SimSettings:
-    models: tuple[str, ...] = ("gpt-4o-mini", "gpt-4o", "gpt-4.1-nano", "o4-mini", "gpt-5-mini")
+    models: tuple[str, ...] = (
+        "gpt-5", "gpt-5-mini", "gpt-5-nano", "gpt-4.1", "gpt-4.1-mini", "gpt-4.1-nano",
+        "gpt-4o", "gpt-4o-mini", "o3", "o4-mini",
+    )  # fmt: skip
     api_key: str | None = None
     ttft: float = 0.0
     per_token: float = 0.0

@@ -25,8 +25,7 @@ others get it as a ``System:`` section at the top of the prompt.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import orjson
@@ -51,9 +50,11 @@ __all__ = [
     "Invocation",
     "StreamParser",
     "claude_invocation",
+    "claude_usage",
     "codex_invocation",
     "flatten_prompt",
     "gemini_invocation",
+    "gemini_usage",
     "parse_line",
     "system_prompt",
 ]
@@ -345,22 +346,3 @@ class GeminiStream(_Parser):
                 raise CliFailure(_message(event.get("error"), self.error or "the run failed"))
             self.usage, self.done = gemini_usage(event.get("stats")), True
         return []
-
-
-@dataclass(frozen=True, slots=True)
-class CliSpec:
-    """What differs between coding CLIs: binary, default models, argv, and output parser."""
-
-    type: str
-    binary: str
-    default_models: tuple[str, ...]
-    invocation: Callable[[ChatRequest], Invocation]
-    parser: Callable[[], StreamParser]
-    notes: dict[str, str] = field(default_factory=dict)
-
-
-CLAUDE = CliSpec("claude-cli", "claude", ("sonnet", "opus", "haiku"), claude_invocation, ClaudeStream)
-CODEX = CliSpec("codex-cli", "codex", ("gpt-5-codex", "gpt-5"), codex_invocation, CodexStream)
-GEMINI = CliSpec(
-    "gemini-cli", "gemini", ("gemini-2.5-pro", "gemini-2.5-flash"), gemini_invocation, GeminiStream
-)

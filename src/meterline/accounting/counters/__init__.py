@@ -6,10 +6,10 @@ from meterline.accounting.counters.memory import MemoryCounters
 __all__ = ["Counters", "Hold", "Level", "MemoryCounters", "WindowHit", "open_counters"]
 
 
-async def open_counters(redis_url: str | None) -> Counters:
+async def open_counters(redis_url: str | None, prefix: str = "meterline:") -> Counters:
     """Redis counters when a URL is given, else in-process ones."""
     if not redis_url:
         return MemoryCounters()
     from meterline.accounting.counters.redis import RedisCounters
 
-    return await RedisCounters.connect(redis_url)
+    return await RedisCounters.connect(redis_url, prefix)

@@ -161,7 +161,11 @@ class RedisCounters:
     @classmethod
     async def connect(cls, url: str, prefix: str = "meterline:") -> RedisCounters:
         """Connect to ``url`` and ping once, so a wrong URL fails at start-up."""
-        client = aioredis.from_url(url, decode_responses=True)
+        # A blocking pool makes bursts wait briefly for a connection instead of failing.
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url, decode_responses=True, max_connections=64, timeout=5
+        )
+        client = aioredis.Redis.from_pool(pool)  # the client owns and closes the pool
         try:
             await client.ping()
         except (RedisError, OSError) as exc:

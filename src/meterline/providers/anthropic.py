@@ -1,0 +1,189 @@
+"""Anthropic Messages upstream (``POST /v1/messages``, ``x-api-key`` auth, SSE event streams).
+
+The translation lives in :mod:`meterline.wire.anthropic_request` and
+:mod:`meterline.wire.anthropic_response`; this module only does the I/O around it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import replace
+from typing import Any
+
+import aiohttp
+import orjson
+
+from meterline.errors import UpstreamConnectionError, UpstreamUnavailable
+from meterline.providers.base import ProviderDeps
+from meterline.providers.http import HttpClient, UpstreamCall
+from meterline.settings import ProviderSettings, RetrySettings
+from meterline.types import ChatChunk, ChatRequest, ChatResponse
+from meterline.wire.anthropic_request import encode_request
+from meterline.wire.anthropic_response import StreamDecoder, decode_error, decode_response
+from meterline.wire.sse import SSEDecoder, SSEEvent
+
+__all__ = ["ANTHROPIC_EXTRA_FIELDS", "AnthropicProvider", "anthropic_extra"]
+
+ANTHROPIC_EXTRA_FIELDS = frozenset(
+    {
+        "top_k", "thinking", "container", "mcp_servers", "context_management", "output_config",
+        "output_format", "inference_geo", "cache_control",
+    }
+)  # fmt: skip
+"""Anthropic's own top-level request fields that :class:`ChatRequest` keeps in ``extra``."""
+
+_SERVICE_TIERS = frozenset({"auto", "standard_only"})
+_SAMPLING = ("temperature", "top_p", "top_k")
+_SAMPLING_REMOVED = "2026-10-21"  # the API version that no longer takes _SAMPLING
+
+
+def anthropic_extra(extra: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields of ``extra`` that Anthropic accepts; everything else is dropped.
+
+    A :class:`ChatRequest` does not say which wire format it arrived in, and another format's
+    fields (OpenAI's ``logit_bias``, ``seed``…) would make Anthropic answer 400, so fields are
+    kept by name. ``service_tier`` exists in both formats with different values; it is kept
+    only with a value Anthropic knows.
+    """
+    kept = {name: value for name, value in extra.items() if name in ANTHROPIC_EXTRA_FIELDS}
+    tier = extra.get("service_tier")
+    if isinstance(tier, str) and tier in _SERVICE_TIERS:
+        kept["service_tier"] = tier
+    return kept
+
+
+def _retry_overloaded(retry: RetrySettings) -> RetrySettings:
+    """Anthropic answers 529 when overloaded where others answer 503: retry it the same way."""
+    codes = retry.retry_on_status
+    if 503 in codes and 529 not in codes:
+        return replace(retry, retry_on_status=(*codes, 529))
+    return retry
+
+
+def _base_url(settings: ProviderSettings, env: Mapping[str, str], default: str) -> str:
+    """The API root without ``/v1`` (the SDK convention for ``ANTHROPIC_BASE_URL``); a
+    configured URL that ends in ``/v1`` is accepted too."""
+    base = (settings.base_url or env.get("ANTHROPIC_BASE_URL") or default).rstrip("/")
+    return base.removesuffix("/v1")
+
+
+def _payload(event: SSEEvent, provider: str) -> dict[str, Any]:
+    try:
+        payload = orjson.loads(event.data)
+    except orjson.JSONDecodeError:
+        raise UpstreamUnavailable(
+            f"{provider} sent a malformed {event.event or 'stream'} event", provider=provider
+        ) from None
+    return payload if isinstance(payload, dict) else {}
+
+
+class AnthropicProvider:
+    """Anthropic's Messages API, or anything that speaks it (a proxy, a simulator).
+
+    Only Anthropic's own top-level fields are taken from ``extra`` (see :func:`anthropic_extra`)
+    and tools lose OpenAI's ``strict``, which older Claude models reject. ``settings.headers``
+    (e.g. ``anthropic-beta``) are sent with every call; one that sets ``anthropic-version`` to
+    2026-10-21 or later also drops ``temperature``/``top_p``/``top_k``, which those versions
+    refuse.
+    """
+
+    default_base_url = "https://api.anthropic.com"
+    api_version = "2023-06-01"
+
+    def __init__(self, settings: ProviderSettings, deps: ProviderDeps) -> None:
+        self.name = settings.name
+        self.settings = settings
+        self.deps = deps
+        self.base_url = _base_url(settings, deps.env, self.default_base_url)
+        key = settings.api_key or (deps.env.get(settings.api_key_env or "") or None)
+        self.headers = {
+            "content-type": "application/json",
+            "anthropic-version": self.api_version,
+            **{name.lower(): value for name, value in settings.headers.items()},
+        }
+        if key:
+            self.headers["x-api-key"] = key
+        self.http = HttpClient(
+            deps.session,
+            self.name,
+            _retry_overloaded(settings.retry or deps.retry),
+            settings.timeout or deps.timeout,
+            decode_error,
+        )
+        self._discovered: list[str] | None = None
+
+    def body(self, request: ChatRequest) -> dict[str, Any]:
+        """The ``/v1/messages`` body for ``request``."""
+        body = encode_request(request, passthrough=False)
+        body.update(anthropic_extra(request.extra))
+        if self.headers["anthropic-version"] >= _SAMPLING_REMOVED:
+            for name in _SAMPLING:  # these would be rejected, even at their default values
+                body.pop(name, None)
+        return body
+
+    def _call(self, request: ChatRequest) -> UpstreamCall:
+        payload = orjson.dumps(self.body(request))
+        return UpstreamCall("POST", f"{self.base_url}/v1/messages", self.headers, payload)
+
+    async def complete(self, request: ChatRequest) -> ChatResponse:
+        raw = await self.http.send(self._call(request))
+        try:
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise UpstreamUnavailable(
+                f"{self.name} answered with a body that is not JSON", provider=self.name
+            ) from None
+        return decode_response(body)
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[ChatChunk]:
+        response = await self.http.open(self._call(request))
+        finished = False
+        try:
+            sse, decoder = SSEDecoder(), StreamDecoder(self.name)
+            reader = response.content.iter_any()
+            try:
+                data: bytes = await self.http.first(reader)
+            except StopAsyncIteration:
+                data = b""
+            stopped = False
+            while True:
+                for event in sse.feed(data) if data else sse.close():
+                    payload = _payload(event, self.name)
+                    stopped = stopped or (payload.get("type") or event.event) == "message_stop"
+                    for chunk in decoder.feed(event.event, payload):
+                        yield chunk
+                if not data:
+                    break
+                data = await anext(reader, b"")
+            if not stopped:
+                raise UpstreamConnectionError(
+                    f"{self.name} ended the stream before message_stop", provider=self.name
+                )
+            finished = True
+        except aiohttp.ClientError as exc:
+            raise UpstreamConnectionError(
+                f"{self.name} broke off the stream: {exc}", provider=self.name
+            ) from None
+        finally:
+            # A stream read to its end returns its connection to the pool; one we abandon
+            # (client gone, error) is closed, which cancels the upstream generation.
+            if finished:
+                response.release()
+            else:
+                response.close()
+
+    async def list_models(self) -> list[str]:
+        configured = [m.name for m in self.settings.models]
+        known = [m.name for m in self.deps.catalog.for_provider(self.name)]
+        return list(dict.fromkeys(configured + known))
+
+    async def discover(self) -> list[str]:
+        """Ask the upstream's ``GET /v1/models`` (once) for what it serves."""
+        if self._discovered is None:
+            url = f"{self.base_url}/v1/models?limit=1000"
+            body = orjson.loads(await self.http.send(UpstreamCall("GET", url, self.headers)))
+            self._discovered = [str(m["id"]) for m in body.get("data", []) if "id" in m]
+        return self._discovered
+
+    async def aclose(self) -> None:
+        """The shared session belongs to the app; nothing of our own to close."""
