@@ -56,7 +56,9 @@ def test_200_concurrent_requests_never_overspend(accounted: Accounted) -> None:
     results = asyncio.run(_burst(live.url, key["key"], 200, "gpt-4o-mini", 40))
     settle(live)
 
-    others = [r for r in results if isinstance(r, Exception) and not isinstance(r, openai.RateLimitError)]
+    others = [
+        r for r in results if isinstance(r, Exception) and not isinstance(r, openai.RateLimitError)
+    ]
     assert not others, others[:3]
     ok = [r for r in results if not isinstance(r, Exception)]
     refused = [r for r in results if isinstance(r, openai.RateLimitError)]
@@ -84,10 +86,14 @@ def test_downgrade_at_80_percent_and_refusal_at_100(accounted: Accounted, client
     limit = (spent / Decimal("0.85")).quantize(Decimal("0.000001"))
     put = admin(live, "PUT", "/api/budget", json={"scope": "tenant", "subject": "dg",
                                                    "period": "monthly", "usd": str(limit)})  # fmt: skip
-    assert put.status_code == 200 and Decimal(put.json()["spent_usd"]) == spent  # rebuilt from the log
+    assert (
+        put.status_code == 200 and Decimal(put.json()["spent_usd"]) == spent
+    )  # rebuilt from the log
 
     raw = clients.openai(live, key).chat.completions.with_raw_response.create(
-        model="gpt-4o", messages=ASK, max_tokens=20  # type: ignore[arg-type]
+        model="gpt-4o",
+        messages=ASK,
+        max_tokens=20,  # type: ignore[arg-type]
     )
     assert raw.headers["x-meterline-downgraded-from"] == "openai:gpt-4o"
     assert raw.headers["x-meterline-model"] == "gpt-4.1-mini"  # cheapest standard-tier sibling
@@ -103,7 +109,9 @@ def test_downgrade_at_80_percent_and_refusal_at_100(accounted: Accounted, client
     assert info.value.code == "budget_exceeded"
     assert "tenant dg monthly budget" in info.value.message and "used up" in info.value.message
     with pytest.raises(anthropic.RateLimitError) as an_info:
-        clients.anthropic(live, key).messages.create(model="gpt-4o-mini", max_tokens=10, messages=ASK)  # type: ignore[arg-type]
+        clients.anthropic(live, key).messages.create(
+            model="gpt-4o-mini", max_tokens=10, messages=ASK
+        )  # type: ignore[arg-type]
     assert "tenant dg monthly budget" in an_info.value.body["error"]["message"]  # type: ignore[index]
 
 
@@ -122,7 +130,9 @@ def test_spend_counters_are_rebuilt_from_the_log_after_a_restart(
     again = accounted.start()
     assert _rule(again, "key", key["id"])["spent_usd"] == before["spent_usd"]
     rows = _rows(again)
-    assert all(Decimal(str(r["budget_remaining_pusd"])) < 10**12 for r in rows)  # snapshot on the row
+    assert all(
+        Decimal(str(r["budget_remaining_pusd"])) < 10**12 for r in rows
+    )  # snapshot on the row
 
 
 @pytest.fixture
@@ -176,7 +186,9 @@ def test_breaker_halts_traffic_and_alerts_once(
     settle(live)
     health = httpx.get(f"{live.url}/health").json()
     global_breaker = next(b for b in health["breakers"] if b["scope"] == "global")
-    assert global_breaker["state"] == "open" and Decimal(global_breaker["spent_usd"]) <= Decimal("0.01")
+    assert global_breaker["state"] == "open" and Decimal(global_breaker["spent_usd"]) <= Decimal(
+        "0.01"
+    )
     budget = admin(live, "GET", "/api/budget").json()
     assert budget["breaker_records"]["global"]["state"] == "open"
     thresholds = sorted((a["kind"], a["threshold"]) for a in budget["alerts"])

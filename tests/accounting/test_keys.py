@@ -24,12 +24,19 @@ def test_key_lifecycle_through_the_api(accounted: Accounted, clients: Clients) -
     listed = admin(live, "GET", "/api/keys").json()["data"]
     assert [k["id"] for k in listed] == [created["id"]]
     assert "key" not in listed[0] and listed[0]["prefix"] == created["key"][:10]
-    answer = clients.openai(live, created["key"]).chat.completions.create(model="gpt-4o-mini", messages=ASK)  # type: ignore[arg-type]
+    answer = clients.openai(live, created["key"]).chat.completions.create(
+        model="gpt-4o-mini", messages=ASK
+    )  # type: ignore[arg-type]
     assert answer.choices[0].message.content
-    assert admin(live, "DELETE", f"/api/keys/{created['id']}").json() == {"id": created["id"], "revoked": True}
+    assert admin(live, "DELETE", f"/api/keys/{created['id']}").json() == {
+        "id": created["id"],
+        "revoked": True,
+    }
     assert admin(live, "DELETE", f"/api/keys/{created['id']}").status_code == 404
     with pytest.raises(openai.AuthenticationError) as info:
-        clients.openai(live, created["key"]).chat.completions.create(model="gpt-4o-mini", messages=ASK)  # type: ignore[arg-type]
+        clients.openai(live, created["key"]).chat.completions.create(
+            model="gpt-4o-mini", messages=ASK
+        )  # type: ignore[arg-type]
     assert "revoked" in info.value.message
 
 
@@ -38,27 +45,41 @@ def test_only_the_master_key_manages_keys(accounted: Accounted, clients: Clients
     tenant_key = create_key(live)["key"]
     body = {"name": "x", "tenant": "acme"}
     anonymous = httpx.post(f"{live.url}/api/keys", json=body)
-    assert anonymous.status_code == 401 and anonymous.json()["error"]["type"] == "authentication_error"
+    assert (
+        anonymous.status_code == 401 and anonymous.json()["error"]["type"] == "authentication_error"
+    )
     as_tenant = httpx.post(f"{live.url}/api/keys", json=body,
                            headers={"authorization": f"Bearer {tenant_key}"})  # fmt: skip
     assert as_tenant.status_code == 403 and as_tenant.json()["error"]["type"] == "permission_error"
     bad = admin(live, "POST", "/api/keys", json={"name": "x"})
     assert bad.status_code == 400 and bad.json()["error"]["param"] == "tenant"
-    bad_budget = admin(live, "POST", "/api/keys", json={**body, "budget": {"usd": "x", "period": "daily"}})
+    bad_budget = admin(
+        live, "POST", "/api/keys", json={**body, "budget": {"usd": "x", "period": "daily"}}
+    )
     assert bad_budget.status_code == 400 and bad_budget.json()["error"]["param"] == "budget.usd"
 
 
 def test_v1_needs_a_valid_key_once_keys_exist(accounted: Accounted, clients: Clients) -> None:
     live = accounted.start()
     with pytest.raises(openai.AuthenticationError):
-        clients.openai(live, "mk-not-a-key").chat.completions.create(model="gpt-4o-mini", messages=ASK)  # type: ignore[arg-type]
-    missing = httpx.post(f"{live.url}/v1/chat/completions", json={"model": "gpt-4o-mini", "messages": ASK})
+        clients.openai(live, "mk-not-a-key").chat.completions.create(
+            model="gpt-4o-mini", messages=ASK
+        )  # type: ignore[arg-type]
+    missing = httpx.post(
+        f"{live.url}/v1/chat/completions", json={"model": "gpt-4o-mini", "messages": ASK}
+    )
     assert missing.status_code == 401 and missing.json()["error"]["code"] == "invalid_api_key"
     with pytest.raises(anthropic.AuthenticationError) as info:
-        clients.anthropic(live, "mk-not-a-key").messages.create(model="gpt-4o-mini", max_tokens=5, messages=ASK)  # type: ignore[arg-type]
+        clients.anthropic(live, "mk-not-a-key").messages.create(
+            model="gpt-4o-mini", max_tokens=5, messages=ASK
+        )  # type: ignore[arg-type]
     assert info.value.body["error"]["type"] == "authentication_error"  # type: ignore[index]
     # The master key is accepted on /v1 too.
-    assert clients.openai(live, MASTER).chat.completions.create(model="gpt-4o-mini", messages=ASK).choices  # type: ignore[arg-type]
+    assert (
+        clients.openai(live, MASTER)
+        .chat.completions.create(model="gpt-4o-mini", messages=ASK)
+        .choices
+    )  # type: ignore[arg-type]
 
 
 def test_expired_key_and_disallowed_model(accounted: Accounted, clients: Clients) -> None:
@@ -76,11 +97,15 @@ def test_expired_key_and_disallowed_model(accounted: Accounted, clients: Clients
         clients.anthropic(live, narrow).messages.create(model="gpt-4o", max_tokens=5, messages=ASK)  # type: ignore[arg-type]
     assert denied_an.value.body["error"]["type"] == "permission_error"  # type: ignore[index]
     # The key works through the x-api-key header as Anthropic clients send it.
-    ok = clients.anthropic(live, narrow).messages.create(model="gpt-4o-mini", max_tokens=20, messages=ASK)  # type: ignore[arg-type]
+    ok = clients.anthropic(live, narrow).messages.create(
+        model="gpt-4o-mini", max_tokens=20, messages=ASK
+    )  # type: ignore[arg-type]
     assert ok.content
 
 
-def test_a_tenant_sees_only_its_own_requests_and_stats(accounted: Accounted, clients: Clients) -> None:
+def test_a_tenant_sees_only_its_own_requests_and_stats(
+    accounted: Accounted, clients: Clients
+) -> None:
     live = accounted.start()
     acme = create_key(live, tenant="acme")["key"]
     globex = create_key(live, tenant="globex")["key"]

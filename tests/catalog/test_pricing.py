@@ -34,7 +34,9 @@ def test_catalog_prices_are_what_the_provider_bills() -> None:
     mini = catalog.get("openai", "gpt-4o-mini")
     assert mini is not None and mini.tier == "economy"
     usage = Usage(input_tokens=1_000_000, output_tokens=1_000_000, cached_tokens=500_000)
-    assert to_usd(cost(usage, mini.price)) == Decimal("0.15") / 2 + Decimal("0.075") / 2 + Decimal("0.60")
+    assert to_usd(cost(usage, mini.price)) == Decimal("0.15") / 2 + Decimal("0.075") / 2 + Decimal(
+        "0.60"
+    )
     haiku = catalog.get("anthropic", "claude-haiku-4-5")
     assert haiku is not None and haiku.price.cache_write == 1_250_000
 

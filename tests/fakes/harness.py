@@ -80,7 +80,9 @@ class LiveGateway:
         self.loop.run(shutdown())
 
 
-def start_gateway(loop: BackgroundLoop, settings: Settings, env: dict[str, str] | None = None) -> LiveGateway:
+def start_gateway(
+    loop: BackgroundLoop, settings: Settings, env: dict[str, str] | None = None
+) -> LiveGateway:
     app = create_app(settings, env=env or {})
     port = free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")

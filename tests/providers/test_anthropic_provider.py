@@ -16,15 +16,17 @@ import anthropic
 import httpx
 import openai
 import pytest
+from aiohttp import web
 
 from meterline.catalog import Catalog, cost, to_usd
+from meterline.errors import UpstreamConnectionError, UpstreamUnavailable
 from meterline.providers import PROVIDER_TYPES, ProviderDeps, ProviderRegistry
 from meterline.providers.anthropic import AnthropicProvider, anthropic_extra
 from meterline.settings import LogSettings, ProviderSettings, RetrySettings, Settings
 from meterline.sim.anthropic import ANTHROPIC_MODELS, AnthropicSim, ErrorEvent
 from meterline.sim.openai import Fault, SimSettings
 from meterline.tokens import count_text
-from meterline.types import Usage
+from meterline.types import ChatChunk, ChatRequest, Message, TextPart, Usage
 from tests.fakes.harness import BackgroundLoop, LiveGateway, start_gateway
 
 KEY = "sk-ant-test"
@@ -568,6 +570,61 @@ async def test_base_url_has_no_v1(base_url: str | None, env: dict[str, str], exp
     assert provider.base_url == expected
     assert provider.headers["x-api-key"] == "k"
     assert 529 in provider.http.retry.retry_on_status
+
+
+_START = (
+    b'event: message_start\ndata: {"type":"message_start","message":{"id":"msg_1","model":"m",'
+    b'"usage":{"input_tokens":5,"output_tokens":1}}}\n\n'
+    b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,'
+    b'"delta":{"type":"text_delta","text":"Hi"}}\n\n'
+)
+_END = (
+    b'event: message_delta\ndata: {"type":"message_delta","delta":{"stop_reason":"end_turn"},'
+    b'"usage":{"output_tokens":2}}\n\nevent: message_stop\ndata: {"type":"message_stop"}'
+)
+
+
+async def _raw_upstream(body: bytes, call: Any) -> Any:
+    """Run ``call(provider)`` against an upstream that answers every message with ``body``."""
+
+    async def answer(request: web.Request) -> web.Response:
+        return web.Response(body=body, content_type="text/event-stream")
+
+    app = web.Application()
+    app.router.add_post("/v1/messages", answer)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    settings = ProviderSettings(name="raw", type="anthropic",
+                                base_url=f"http://127.0.0.1:{runner.addresses[0][1]}")  # fmt: skip
+    try:
+        async with aiohttp.ClientSession() as session:
+            return await call(AnthropicProvider(settings, ProviderDeps(session, Catalog())))
+    finally:
+        await runner.cleanup()
+
+
+async def _chunks(provider: AnthropicProvider) -> list[ChatChunk]:
+    request = ChatRequest(MODEL, (Message("user", (TextPart("hi"),)),), stream=True)
+    return [chunk async for chunk in provider.stream(request)]
+
+
+async def test_stream_whose_last_event_lacks_its_blank_line_is_complete() -> None:
+    chunks = await _raw_upstream(_START + _END, _chunks)
+    assert [c.text for c in chunks if c.text] == ["Hi"]
+    assert chunks[0].id == "msg_1"
+    assert chunks[-1].usage == Usage(input_tokens=5, output_tokens=2)
+
+
+async def test_stream_ending_before_message_stop_is_an_upstream_error() -> None:
+    with pytest.raises(UpstreamConnectionError, match="before message_stop"):
+        await _raw_upstream(_START, _chunks)
+
+
+async def test_answer_that_is_not_json_is_an_upstream_error() -> None:
+    request = ChatRequest(MODEL, (Message("user", (TextPart("hi"),)),))
+    with pytest.raises(UpstreamUnavailable, match="not JSON"):
+        await _raw_upstream(b"<html>", lambda provider: provider.complete(request))
 
 
 def test_registry_knows_the_anthropic_type(anthropic_type: None) -> None:

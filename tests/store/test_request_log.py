@@ -73,12 +73,20 @@ def test_every_request_is_one_row_with_tokens_cost_and_timing(logged: LiveGatewa
     assert row["id"] == plain.headers["x-meterline-request-id"]
     usage = completion.usage
     assert usage is not None
-    assert (row["input_tokens"], row["output_tokens"]) == (usage.prompt_tokens, usage.completion_tokens)
+    assert (row["input_tokens"], row["output_tokens"]) == (
+        usage.prompt_tokens,
+        usage.completion_tokens,
+    )
     assert row["reasoning_tokens"] == usage.completion_tokens_details.reasoning_tokens > 0  # type: ignore[union-attr]
     assert Decimal(row["cost_usd"]) == _expected_cost("o4-mini", usage)
     assert Decimal(row["cost_usd"]) == Decimal(plain.headers["x-meterline-cost-usd"])
     assert row["metadata"] == {"team": "search", "ticket": "T-9"}
-    assert (row["status"], row["http_status"], row["stream"], row["surface"]) == ("ok", 200, False, "openai")
+    assert (row["status"], row["http_status"], row["stream"], row["surface"]) == (
+        "ok",
+        200,
+        False,
+        "openai",
+    )
     assert row["tenant"] == "default" and row["finish_reason"] == "stop"
     assert row["latency_ms"] > 0 and row["ttft_ms"] is None
     assert dt.datetime.fromisoformat(row["created_at"]).tzinfo is not None
@@ -178,7 +186,9 @@ async def test_a_full_queue_spills_to_disk_and_nothing_is_lost(
     database_url: str, tmp_path: Path
 ) -> None:
     engine = await open_engine(database_url)
-    writer = LogWriter(engine, LogSettings(queue_size=4, batch_size=3, flush_interval=0.01), tmp_path)
+    writer = LogWriter(
+        engine, LogSettings(queue_size=4, batch_size=3, flush_interval=0.01), tmp_path
+    )
     writer.start()
     try:
         rows = [{**_row(i), "id": f"spill-{tmp_path.name[-8:]}-{i:04d}"} for i in range(40)]

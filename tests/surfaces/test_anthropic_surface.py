@@ -93,7 +93,10 @@ def test_tool_use_non_streaming_and_streaming(
     assert sent["tool_choice"] == {"type": "function", "function": {"name": "get_weather"}}
 
     with client.messages.stream(
-        model="gpt-4o-mini", max_tokens=200, messages=ASK, tools=TOOLS  # type: ignore[arg-type]
+        model="gpt-4o-mini",
+        max_tokens=200,
+        messages=ASK,
+        tools=TOOLS,  # type: ignore[arg-type]
     ) as stream:
         final = stream.get_final_message()
     streamed = final.content[-1]
@@ -128,13 +131,18 @@ def test_image_blocks_reach_the_upstream_as_data_urls(
         messages=[{"role": "user", "content": [image, {"type": "text", "text": "What is it?"}]}],  # type: ignore[list-item]
     )  # fmt: skip
     parts = openai_sim.received[-1]["messages"][0]["content"]
-    assert parts[0] == {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}
+    assert parts[0] == {
+        "type": "image_url",
+        "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="},
+    }
 
 
 def test_count_tokens(client: anthropic.Anthropic) -> None:
     short = client.messages.count_tokens(model="gpt-4o-mini", messages=ASK)  # type: ignore[arg-type]
     longer = client.messages.count_tokens(
-        model="gpt-4o-mini", system="A much longer system prompt " * 20, messages=ASK  # type: ignore[arg-type]
+        model="gpt-4o-mini",
+        system="A much longer system prompt " * 20,
+        messages=ASK,  # type: ignore[arg-type]
     )
     assert 0 < short.input_tokens < longer.input_tokens
 

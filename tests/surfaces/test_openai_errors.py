@@ -119,11 +119,17 @@ def test_body_over_the_limit_is_413(
     bg: BackgroundLoop, tmp_path: Path, openai_sim: OpenAISim
 ) -> None:
     settings = make_settings(
-        f"sqlite:///{tmp_path / 'db.sqlite'}", openai_sim, server=ServerSettings(max_body_bytes=2048)
+        f"sqlite:///{tmp_path / 'db.sqlite'}",
+        openai_sim,
+        server=ServerSettings(max_body_bytes=2048),
     )
     live = start_gateway(bg, settings)
     try:
-        big = b'{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "' + b"x" * 4096 + b'"}]}'
+        big = (
+            b'{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "'
+            + b"x" * 4096
+            + b'"}]}'
+        )
         _assert_openai_error(_post(live, big), 413, "invalid_request_error")
         small = b'{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}'
         assert _post(live, small).status_code == 200
@@ -145,11 +151,15 @@ def slow_live(bg: BackgroundLoop, tmp_path: Path, openai_sim: OpenAISim) -> Iter
 
 def test_upstream_timeout_is_504(slow_live: LiveGateway, openai_sim: OpenAISim) -> None:
     openai_sim.fail_next(Fault("hang"))
-    resp = _post(slow_live, b'{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x"}]}')
+    resp = _post(
+        slow_live, b'{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x"}]}'
+    )
     _assert_openai_error(resp, 504, "timeout_error")
 
 
-def test_unreachable_upstream_is_502(bg: BackgroundLoop, tmp_path: Path, openai_sim: OpenAISim) -> None:
+def test_unreachable_upstream_is_502(
+    bg: BackgroundLoop, tmp_path: Path, openai_sim: OpenAISim
+) -> None:
     dead = ProviderSettings(name="openai", type="openai",
                             base_url=f"http://127.0.0.1:{free_port()}/v1", api_key="x")  # fmt: skip
     settings = dataclasses.replace(
@@ -157,7 +167,9 @@ def test_unreachable_upstream_is_502(bg: BackgroundLoop, tmp_path: Path, openai_
     )
     live = start_gateway(bg, settings)
     try:
-        resp = _post(live, b'{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x"}]}')
+        resp = _post(
+            live, b'{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x"}]}'
+        )
         error = _assert_openai_error(resp, 502, "upstream_error")
         assert "could not reach openai" in str(error["message"])
     finally:
@@ -174,7 +186,9 @@ def test_rejected_upstream_credentials_are_502_not_the_clients_fault(
     )
     live = start_gateway(bg, settings)
     try:
-        resp = _post(live, b'{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x"}]}')
+        resp = _post(
+            live, b'{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x"}]}'
+        )
         error = _assert_openai_error(resp, 502, "upstream_auth_error")
         assert "Incorrect API key" in str(error["message"])
         assert UPSTREAM_KEY not in str(error["message"])

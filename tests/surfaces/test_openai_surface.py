@@ -62,7 +62,9 @@ def test_streaming_matches_non_streaming_and_reports_usage(client: openai.OpenAI
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == whole.choices[0].message.content
     assert chunks[0].choices[0].delta.role == "assistant"
-    finishes = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
+    finishes = [
+        c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason
+    ]
     assert finishes == ["stop"]
     assert chunks[-1].choices == [] and chunks[-1].usage is not None
     assert chunks[-1].usage.completion_tokens == whole.usage.completion_tokens  # type: ignore[union-attr]
@@ -101,7 +103,10 @@ def test_tools_round_trip_non_streaming_and_streaming(
     assert sent["tool_choice"] == {"type": "function", "function": {"name": "search_docs"}}
 
     stream = client.chat.completions.create(
-        model="gpt-4o-mini", messages=USER, tools=TOOLS, stream=True  # type: ignore[arg-type]
+        model="gpt-4o-mini",
+        messages=USER,
+        tools=TOOLS,
+        stream=True,  # type: ignore[arg-type]
     )
     pieces: dict[int, list[str]] = {}
     names = {}
@@ -119,7 +124,9 @@ def test_tools_round_trip_non_streaming_and_streaming(
         {"role": "tool", "tool_call_id": call.id, "content": "Gateways route requests."},
     ]
     answer = client.chat.completions.create(
-        model="gpt-4o-mini", messages=follow_up, tools=TOOLS  # type: ignore[arg-type]
+        model="gpt-4o-mini",
+        messages=follow_up,
+        tools=TOOLS,  # type: ignore[arg-type]
     )
     assert answer.choices[0].finish_reason == "stop"
     forwarded = openai_sim.received[-1]["messages"]
@@ -194,9 +201,7 @@ def test_max_tokens_reaches_compatible_upstream_as_max_tokens(
         ("llama", "groq", "llama-3.1-8b-instant"),
     ],
 )
-def test_model_addressing(
-    client: openai.OpenAI, requested: str, provider: str, model: str
-) -> None:
+def test_model_addressing(client: openai.OpenAI, requested: str, provider: str, model: str) -> None:
     raw = client.chat.completions.with_raw_response.create(model=requested, messages=USER)
     assert raw.headers["x-meterline-provider"] == provider
     assert raw.headers["x-meterline-model"] == model

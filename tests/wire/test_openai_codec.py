@@ -140,8 +140,11 @@ def test_stream_encoder_then_decoder_gives_back_the_chunks() -> None:
     # Only the first delta of a tool call carries its id, type and name.
     tool_deltas = [b["choices"][0]["delta"]["tool_calls"][0] for b in bodies
                    if b["choices"] and "tool_calls" in b["choices"][0]["delta"]]  # fmt: skip
-    assert [set(d) for d in tool_deltas] == [{"index", "id", "type", "function"},
-                                             {"index", "function"}, {"index", "function"}]
+    assert [set(d) for d in tool_deltas] == [
+        {"index", "id", "type", "function"},
+        {"index", "function"},
+        {"index", "function"},
+    ]
     decoded = [c for b in json.loads(json.dumps(bodies)) for c in decode_chunk(b)]
     assert decoded == chunks
 

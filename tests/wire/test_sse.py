@@ -8,7 +8,7 @@ from meterline.wire.sse import SSEDecoder, SSEEvent, encode_event
 
 STREAM = (
     b": keep-alive comment\n\n"
-    b"event: message_start\ndata: {\"a\": 1}\n\n"
+    b'event: message_start\ndata: {"a": 1}\n\n'
     b"data: line one\r\ndata: line two\r\n\r\n"
     b"id: 7\rdata: caf\xc3\xa9\r\r"
     b"data: [DONE]\n\n"

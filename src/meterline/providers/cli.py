@@ -252,7 +252,7 @@ class CliProvider:
                 finished = True
             finally:
                 # Shielded: a second cancellation must not leave the process unreaped.
-                await asyncio.shield(child.stop(kill=False, grace=self.kill_grace))
+                await asyncio.shield(child.stop(kill=not finished, grace=self.kill_grace))
         finally:
             self._slots.release()
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -38,7 +38,13 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+_MIGRATION_LOCK = 0x6D6C  # any constant; shared by every replica of one database
+
+
 def _migrate(connection: Connection) -> None:
+    if connection.dialect.name == "postgresql":
+        # Replicas starting together must not run the same migration twice.
+        connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK})
     config = Config()
     location = importlib.resources.files("meterline.store").joinpath("migrations")
     config.set_main_option("script_location", str(location))
