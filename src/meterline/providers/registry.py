@@ -9,6 +9,8 @@ from dataclasses import replace
 from meterline.catalog import TIERS, Catalog, ModelInfo, Tier, price_from_mapping
 from meterline.providers.base import Provider, ProviderDeps, ProviderFactory
 from meterline.providers.compatible import CompatibleProvider
+from meterline.providers.gemini import GeminiProvider
+from meterline.providers.ollama import OllamaProvider
 from meterline.providers.openai import OpenAIProvider
 from meterline.settings import ModelEntry, ProviderSettings
 
@@ -19,6 +21,8 @@ log = logging.getLogger("meterline.providers")
 PROVIDER_TYPES: Mapping[str, ProviderFactory] = {
     "openai": OpenAIProvider,
     "openai-compatible": CompatibleProvider,
+    "gemini": GeminiProvider,
+    "ollama": OllamaProvider,
 }
 
 

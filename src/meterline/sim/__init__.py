@@ -1,5 +1,7 @@
 """Simulated upstream providers speaking the real wire formats (for the demo, benchmarks, tests)."""
 
+from meterline.sim.gemini import GeminiSim
+from meterline.sim.ollama import OllamaSim
 from meterline.sim.openai import Fault, OpenAISim, SimSettings
 
-__all__ = ["Fault", "OpenAISim", "SimSettings"]
+__all__ = ["Fault", "GeminiSim", "OllamaSim", "OpenAISim", "SimSettings"]

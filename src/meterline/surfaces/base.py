@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
@@ -78,6 +79,8 @@ class Surface(ABC):
             log.exception("unexpected failure handling a %s request", self.name)
             return self.error_response(GatewayError("internal gateway error; see its log"), ctx)
         if isinstance(reply, ChatResponse):
+            if not reply.id:  # some upstreams (Ollama, CLIs) give no id; ours is unique too
+                reply = replace(reply, id=f"chatcmpl-{ctx.request_id}")
             headers = self.headers(ctx, final=True)
             return json_response(self.encode_response(ctx, reply), headers=headers)
         return EventStreamResponse(self.encode_stream(ctx, reply), self.headers(ctx, final=False))
