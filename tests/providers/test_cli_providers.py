@@ -333,8 +333,9 @@ class Record:
 
 
 @pytest.fixture
-def record(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Record:
-    """The fake CLIs first on PATH (executable), recording their calls into a fresh file."""
+def record(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Record]:
+    """The fake CLIs first on PATH (executable), recording their calls into a fresh file; at
+    the end of the test, every fake CLI it started must be gone (killed or exited, and reaped)."""
     for name in ("claude", "codex", "gemini"):
         script = FAKES / name
         script.chmod(script.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
@@ -342,7 +343,10 @@ def record(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Record:
     monkeypatch.setenv("FAKE_CLI_RECORD", str(tmp_path / "record.jsonl"))
     for name in ("FAKE_CLI_MODE", "FAKE_CLI_DELAY", "FAKE_CLI_IGNORE_TERM"):
         monkeypatch.delenv(name, raising=False)
-    return Record(tmp_path / "record.jsonl")
+    calls = Record(tmp_path / "record.jsonl")
+    yield calls
+    for call in calls.entries():
+        assert_gone(call["pid"])
 
 
 def cli_settings(db: str) -> Settings:
