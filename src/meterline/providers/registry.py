@@ -7,6 +7,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import replace
 
 from meterline.catalog import TIERS, Catalog, ModelInfo, Tier, price_from_mapping
+from meterline.providers.anthropic import AnthropicProvider
 from meterline.providers.base import Provider, ProviderDeps, ProviderFactory
 from meterline.providers.compatible import CompatibleProvider
 from meterline.providers.gemini import GeminiProvider
@@ -21,6 +22,7 @@ log = logging.getLogger("meterline.providers")
 PROVIDER_TYPES: Mapping[str, ProviderFactory] = {
     "openai": OpenAIProvider,
     "openai-compatible": CompatibleProvider,
+    "anthropic": AnthropicProvider,
     "gemini": GeminiProvider,
     "ollama": OllamaProvider,
 }

@@ -25,7 +25,7 @@ class RetrySettings:
     max_attempts: int = 3
     backoff_initial: float = 0.25
     backoff_max: float = 8.0
-    retry_on_status: tuple[int, ...] = (429, 500, 502, 503, 504)
+    retry_on_status: tuple[int, ...] = (429, 500, 502, 503, 504, 529)
 
 
 @dataclass(frozen=True, slots=True)
