@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import shutil
 import subprocess
@@ -21,13 +22,20 @@ from pathlib import Path
 
 import aiohttp
 
-__all__ = ["LoadResult", "have_wrk", "run_load"]
+__all__ = ["COUNTER", "LoadResult", "have_wrk", "run_load"]
+
+COUNTER = "{n}"  # replaced in each request body by a running number, so no two are alike
 
 _WRK_SCRIPT = """\
 wrk.method = "POST"
-wrk.body = [==[{body}]==]
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer sk-bench"
+local head, tail, counter = [==[{head}]==], [==[{tail}]==], 0
+
+function request()
+  counter = counter + 1
+  return wrk.format(nil, nil, nil, head .. counter .. tail)
+end
 
 function done(summary, latency, requests)
   local e = summary.errors
@@ -63,7 +71,8 @@ def run_load(url: str, body: str, concurrency: int, duration: float, use_wrk: bo
 
 def _run_wrk(url: str, body: str, concurrency: int, duration: float) -> LoadResult:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(_WRK_SCRIPT.format(body=body))
+        head, _, tail = body.partition(COUNTER)
+        script.write(_WRK_SCRIPT.format(head=head, tail=tail))
     try:
         seconds = max(1, round(duration))  # wrk takes whole seconds only
         command = ["wrk", "-t1", f"-c{concurrency}", f"-d{seconds}s", "--timeout", "10s"]
@@ -91,6 +100,9 @@ def _run_aiohttp(url: str, body: str, concurrency: int, duration: float) -> Load
     return LoadResult(**json.loads(out))
 
 
+_counter = itertools.count(1)
+
+
 def _percentile(ordered: list[float], fraction: float) -> float:
     if not ordered:
         return 0.0
@@ -98,13 +110,15 @@ def _percentile(ordered: list[float], fraction: float) -> float:
 
 
 async def _worker(
-    session: aiohttp.ClientSession, url: str, body: bytes, deadline: float, out: list[float]
+    session: aiohttp.ClientSession, url: str, body: str, deadline: float, out: list[float]
 ) -> int:
     errors = 0
     headers = {"content-type": "application/json", "authorization": "Bearer sk-bench"}
+    head, _, tail = body.partition(COUNTER)
     while (started := time.perf_counter()) < deadline:
+        data = f"{head}{next(_counter)}{tail}".encode()
         try:
-            async with session.post(url, data=body, headers=headers) as response:
+            async with session.post(url, data=data, headers=headers) as response:
                 await response.read()
                 errors += response.status >= 400
         except (aiohttp.ClientError, TimeoutError):
@@ -114,7 +128,7 @@ async def _worker(
     return errors
 
 
-async def _aiohttp_load(url: str, body: bytes, concurrency: int, duration: float) -> LoadResult:
+async def _aiohttp_load(url: str, body: str, concurrency: int, duration: float) -> LoadResult:
     latencies: list[float] = []
     connector = aiohttp.TCPConnector(limit=concurrency)
     timeout = aiohttp.ClientTimeout(total=10)
@@ -137,7 +151,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=10)
     parser.add_argument("--duration", type=float, default=10.0)
     args = parser.parse_args()
-    body = sys.stdin.buffer.read()
+    body = sys.stdin.read()
     result = asyncio.run(_aiohttp_load(args.url, body, args.concurrency, args.duration))
     sys.stdout.write(json.dumps(asdict(result)) + "\n")
 

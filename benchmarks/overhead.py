@@ -29,13 +29,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
-from loadgen import LoadResult, have_wrk, run_load
+from loadgen import COUNTER, LoadResult, have_wrk, run_load
 from rich.console import Console
 from rich.table import Table
 
 HERE = Path(__file__).resolve().parent
 MODEL = "gpt-4o-mini"
-MESSAGES = [{"role": "user", "content": "Say hello in one short sentence."}]
+# Every request differs (COUNTER), so the response cache cannot answer: this measures forwarding.
+MESSAGES = [{"role": "user", "content": f"Say hello in one short sentence. #{COUNTER}"}]
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 console = Console(width=max(120, Console().width))  # wide enough for the table
 
@@ -132,7 +133,8 @@ def gateway_env(tmp: Path) -> dict[str, str]:
 
 def post(url: str, body: str) -> bytes:
     headers = {"content-type": "application/json", "authorization": "Bearer sk-bench"}
-    request = urllib.request.Request(url, body.encode(), headers, method="POST")
+    data = body.replace(COUNTER, str(time.time_ns())).encode()
+    request = urllib.request.Request(url, data, headers, method="POST")
     with urllib.request.urlopen(request, timeout=10) as response:
         return bytes(response.read())
 

@@ -10,7 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from meterline.settings import LogSettings, ProviderSettings, RetrySettings, Settings
+from meterline.settings import (
+    CacheSettings,
+    LogSettings,
+    ProviderSettings,
+    RetrySettings,
+    Settings,
+)
 from meterline.sim import OpenAISim, SimSettings
 from tests.fakes.harness import BackgroundLoop, LiveGateway, start_gateway
 
@@ -133,6 +139,8 @@ def make_settings(
         "aliases": {"fast": "openai:gpt-4.1-nano", "llama": "groq:llama-3.1-8b-instant"},
         "retry": RetrySettings(max_attempts=3, backoff_initial=0.01, backoff_max=2.0),
         "log": LogSettings(flush_interval=0.05),
+        # Most tests count upstream calls; the cache has its own tests that switch it on.
+        "cache": CacheSettings(enabled=False),
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

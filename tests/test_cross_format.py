@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 
 import anthropic
 import openai
 import pytest
 
-from meterline.settings import LogSettings, ProviderSettings, Settings
+from meterline.settings import CacheSettings, LogSettings, ProviderSettings, Settings
 from meterline.sim import AnthropicSim, GeminiSim, OllamaSim, OpenAISim, SimSettings
 from meterline.sim.anthropic import ANTHROPIC_MODELS
 from meterline.sim.gemini import GEMINI_MODELS
@@ -44,12 +43,16 @@ def fleet(bg: BackgroundLoop, tmp_path_factory: pytest.TempPathFactory) -> Itera
     for sim in sims.values():
         bg.run(sim.start())
     providers = tuple(
-        ProviderSettings(name=name, type=name, base_url=sim.base_url,
-                         api_key=None if name == "ollama" else f"k-{name}")  # fmt: skip
+        ProviderSettings(
+            name=name,
+            type=name,
+            base_url=sim.base_url,
+            api_key=None if name == "ollama" else f"k-{name}",
+        )  # fmt: skip
         for name, sim in sims.items()
     )
     db = tmp_path_factory.mktemp("cross") / "gw.db"
-    live = start_gateway(bg, Settings(database_url=f"sqlite:///{db}", providers=providers,
+    live = start_gateway(bg, Settings(cache=CacheSettings(enabled=False), database_url=f"sqlite:///{db}", providers=providers,
                                       log=LogSettings(flush_interval=0.05)))  # fmt: skip
     yield live
     live.stop()
@@ -76,13 +79,22 @@ def test_openai_client_text_and_stream(oa: openai.OpenAI, provider: str) -> None
     text = whole.choices[0].message.content
     assert text and ASK[:20] in text
     assert whole.choices[0].finish_reason == "stop"
-    assert whole.usage is not None and whole.usage.prompt_tokens > 0 and whole.usage.completion_tokens > 0
+    assert (
+        whole.usage is not None
+        and whole.usage.prompt_tokens > 0
+        and whole.usage.completion_tokens > 0
+    )
     stream = oa.chat.completions.create(model=MODELS[provider], messages=messages, stream=True,  # type: ignore[arg-type]
                                         stream_options={"include_usage": True})  # fmt: skip
     chunks = list(stream)
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == text
-    assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == ["stop"]
-    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == whole.usage.completion_tokens
+    assert [
+        c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason
+    ] == ["stop"]
+    assert (
+        chunks[-1].usage is not None
+        and chunks[-1].usage.completion_tokens == whole.usage.completion_tokens
+    )
 
 
 @pytest.mark.parametrize("provider", MODELS)
@@ -92,7 +104,9 @@ def test_openai_client_tools_and_results(oa: openai.OpenAI, provider: str) -> No
     assert first.choices[0].finish_reason == "tool_calls"
     call = first.choices[0].message.tool_calls[0]  # type: ignore[index]
     assert call.function.name == TOOL_NAME and json.loads(call.function.arguments)["query"] == ASK
-    streamed = oa.chat.completions.create(model=MODELS[provider], messages=ask, tools=OPENAI_TOOLS, stream=True)  # type: ignore[arg-type]
+    streamed = oa.chat.completions.create(
+        model=MODELS[provider], messages=ask, tools=OPENAI_TOOLS, stream=True
+    )  # type: ignore[arg-type]
     pieces = [d.function.arguments or "" for c in streamed if c.choices
               for d in c.choices[0].delta.tool_calls or []]  # fmt: skip
     assert json.loads("".join(pieces)) == json.loads(call.function.arguments)
@@ -105,29 +119,41 @@ def test_openai_client_tools_and_results(oa: openai.OpenAI, provider: str) -> No
 @pytest.mark.parametrize("provider", MODELS)
 def test_anthropic_client_text_and_stream(an: anthropic.Anthropic, provider: str) -> None:
     ask = [{"role": "user", "content": ASK}]
-    whole = an.messages.create(model=MODELS[provider], max_tokens=300, system="Be brief.", messages=ask)  # type: ignore[arg-type]
+    whole = an.messages.create(
+        model=MODELS[provider], max_tokens=300, system="Be brief.", messages=ask
+    )  # type: ignore[arg-type]
     assert whole.stop_reason == "end_turn" and whole.content[0].type == "text"
     assert ASK[:20] in whole.content[0].text
     assert whole.usage.input_tokens > 0 and whole.usage.output_tokens > 0
-    with an.messages.stream(model=MODELS[provider], max_tokens=300, system="Be brief.", messages=ask) as stream:  # type: ignore[arg-type]
+    with an.messages.stream(
+        model=MODELS[provider], max_tokens=300, system="Be brief.", messages=ask
+    ) as stream:  # type: ignore[arg-type]
         streamed = "".join(stream.text_stream)
         final = stream.get_final_message()
     assert streamed == whole.content[0].text
-    assert final.stop_reason == "end_turn" and final.usage.output_tokens == whole.usage.output_tokens
+    assert (
+        final.stop_reason == "end_turn" and final.usage.output_tokens == whole.usage.output_tokens
+    )
 
 
 @pytest.mark.parametrize("provider", MODELS)
 def test_anthropic_client_tools_and_results(an: anthropic.Anthropic, provider: str) -> None:
     ask = [{"role": "user", "content": ASK}]
-    first = an.messages.create(model=MODELS[provider], max_tokens=300, messages=ask, tools=ANTHROPIC_TOOLS)  # type: ignore[arg-type]
+    first = an.messages.create(
+        model=MODELS[provider], max_tokens=300, messages=ask, tools=ANTHROPIC_TOOLS
+    )  # type: ignore[arg-type]
     assert first.stop_reason == "tool_use"
     use = next(b for b in first.content if b.type == "tool_use")
     assert use.name == TOOL_NAME and use.input["query"] == ASK  # type: ignore[index]
-    with an.messages.stream(model=MODELS[provider], max_tokens=300, messages=ask, tools=ANTHROPIC_TOOLS) as stream:  # type: ignore[arg-type]
+    with an.messages.stream(
+        model=MODELS[provider], max_tokens=300, messages=ask, tools=ANTHROPIC_TOOLS
+    ) as stream:  # type: ignore[arg-type]
         final = stream.get_final_message()
     streamed = next(b for b in final.content if b.type == "tool_use")
     assert final.stop_reason == "tool_use" and streamed.input == use.input
     follow = [*ask, {"role": "assistant", "content": [use.model_dump()]},
               {"role": "user", "content": [{"type": "tool_result", "tool_use_id": use.id, "content": "443"}]}]  # fmt: skip
-    answer = an.messages.create(model=MODELS[provider], max_tokens=300, messages=follow, tools=ANTHROPIC_TOOLS)  # type: ignore[arg-type]
+    answer = an.messages.create(
+        model=MODELS[provider], max_tokens=300, messages=follow, tools=ANTHROPIC_TOOLS
+    )  # type: ignore[arg-type]
     assert answer.stop_reason == "end_turn" and answer.content[0].type == "text"

@@ -61,8 +61,8 @@ def test_demo_runs_end_to_end_and_logs_every_request(tmp_path: Path) -> None:
 
     with sqlite3.connect(db_path) as conn:
         rows = conn.execute(
-            "SELECT provider, model, status, http_status, input_tokens, output_tokens, cost_pusd"
-            " FROM requests"
+            "SELECT provider, model, status, http_status, input_tokens, output_tokens, cost_pusd,"
+            " cache_hit FROM requests"
         ).fetchall()
     assert len(rows) == REQUESTS  # a retried request is still one row
     by_group: dict[tuple[str, str], int] = {}
@@ -71,5 +71,6 @@ def test_demo_runs_end_to_end_and_logs_every_request(tmp_path: Path) -> None:
     assert by_group == table
     ok = [r for r in rows if r[2] == "ok"]
     assert len(ok) == answered
-    assert all(tin > 0 and tout > 0 and cost > 0 for *_, tin, tout, cost in ok)
+    # Fresh answers cost money; the demo repeats some prompts, and cache hits cost nothing.
+    assert all(tin > 0 and tout > 0 and (cost > 0) != bool(hit) for *_, tin, tout, cost, hit in ok)
     assert all(r[2] == "error" and r[3] >= 400 for r in rows if r[2] != "ok")

@@ -19,6 +19,7 @@ from meterline.accounting.alerts import AlertSink
 from meterline.accounting.counters import Counters, open_counters
 from meterline.accounting.ledger import Ledger
 from meterline.auth import KeyRing
+from meterline.cache import CacheBackend, CacheStage, open_cache
 from meterline.catalog import Catalog
 from meterline.pipeline import Pipeline
 from meterline.pipeline.auth import AuthStage
@@ -51,6 +52,8 @@ class Gateway:
         self._keys: KeyRing | None = None
         self._ledger: Ledger | None = None
         self._limits: RateLimitStage | None = None
+        self._cache_backend: CacheBackend | None = None
+        self.cache: CacheStage | None = None
 
     @property
     def database_url(self) -> str:
@@ -81,12 +84,18 @@ class Gateway:
         acc = self.settings.accounting
         resolver = Resolver(self.catalog, self._providers, self.settings.aliases)
         self._limits = RateLimitStage(self._counters, acc)
+        c = self.settings.cache
+        self._cache_backend = await open_cache(
+            c.backend, acc.redis_url, f"{acc.redis_prefix}cache:", c.max_entries, c.max_bytes
+        )
+        self.cache = CacheStage(self._cache_backend, c)
         self._pipeline = Pipeline(
             [
                 RequestLog(self._writer),
                 AuthStage(self._keys, self.settings.master_key),
                 self._limits,
                 RouteStage(resolver),
+                self.cache,
                 BudgetStage(self._ledger, self.catalog, self._providers, acc.downgrade_at),
                 Dispatch(self._providers),
             ]
@@ -118,6 +127,8 @@ class Gateway:
             await self._session.close()
         if self._counters is not None:
             await self._counters.aclose()
+        if self._cache_backend is not None:
+            await self._cache_backend.aclose()
         if self._engine is not None:
             await self._engine.dispose()
 

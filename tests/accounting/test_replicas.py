@@ -37,6 +37,7 @@ def _config(tmp_path: Path, sim: OpenAISim, prefix: str) -> Path:
         f"  redis_url: '{REDIS_URL}'\n"
         f"  redis_prefix: '{prefix}'\n"
         "log: {flush_interval: 0.05}\n"
+        "cache: {enabled: false}\n"
     )
     return path
 

@@ -23,6 +23,7 @@ from meterline.errors import UpstreamTimeout
 from meterline.providers import registry
 from meterline.providers.base import ProviderDeps
 from meterline.providers.cli import (
+    CLI_PROVIDER_TYPES,
     ClaudeCliProvider,
     CliNotFound,
     CodexCliProvider,
@@ -34,11 +35,6 @@ from meterline.wire import cli_streams as wire
 from tests.fakes.harness import BackgroundLoop, LiveGateway, start_gateway
 
 FAKES = Path(__file__).resolve().parent.parent / "fakes" / "cli"
-CLI_TYPES = {
-    "claude-cli": ClaudeCliProvider,
-    "codex-cli": CodexCliProvider,
-    "gemini-cli": GeminiCliProvider,
-}
 # provider name, model to ask for, expected usage (prompt "hello there" → answer 4 words)
 MODELS = {"claude-code": "sonnet", "codex-cli": "gpt-5-codex", "gemini-cli": "gemini-2.5-flash"}
 ALL = pytest.mark.parametrize("provider", list(MODELS))
@@ -369,7 +365,7 @@ def live_cli(bg: BackgroundLoop, tmp_path_factory: pytest.TempPathFactory) -> It
     with whatever ``PROVIDER_TYPES`` holds, so this keeps working once they are registered)."""
     build = registry.ProviderRegistry.build.__func__  # type: ignore[attr-defined]
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(build, "__defaults__", ({**registry.PROVIDER_TYPES, **CLI_TYPES},))
+        patch.setattr(build, "__defaults__", ({**registry.PROVIDER_TYPES, **CLI_PROVIDER_TYPES},))
         db = f"sqlite:///{tmp_path_factory.mktemp('cli') / 'gw.db'}"
         gateway = start_gateway(bg, cli_settings(db))
     yield gateway
@@ -377,8 +373,10 @@ def live_cli(bg: BackgroundLoop, tmp_path_factory: pytest.TempPathFactory) -> It
 
 
 @pytest.fixture
-def client(live_cli: LiveGateway, record: Record) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{live_cli.url}/v1", api_key="k", max_retries=0, timeout=20)
+def client(live_cli: LiveGateway, record: Record) -> Iterator[openai.OpenAI]:
+    url = f"{live_cli.url}/v1"
+    with openai.OpenAI(base_url=url, api_key="k", max_retries=0, timeout=20) as sdk:
+        yield sdk
 
 
 def ask(client: openai.OpenAI, model: str, messages: list[dict[str, str]], **kw: Any) -> Any:

@@ -19,6 +19,7 @@ from meterline.catalog import Catalog
 from meterline.providers import ProviderDeps, registry
 from meterline.providers.ollama import OllamaProvider
 from meterline.settings import (
+    CacheSettings,
     LogSettings,
     ModelEntry,
     ProviderSettings,
@@ -63,6 +64,7 @@ def _start(bg: BackgroundLoop, tmp_path: Path, sim: OllamaSim) -> LiveGateway:
         name="ollama", type="ollama", base_url=sim.base_url, models=(ModelEntry("qwen2.5:7b"),)
     )
     settings = Settings(
+        cache=CacheSettings(enabled=False),
         database_url=f"sqlite:///{tmp_path / 'gw.db'}",
         providers=(provider,),
         retry=RetrySettings(max_attempts=3, backoff_initial=0.01, backoff_max=2.0),

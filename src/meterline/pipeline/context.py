@@ -7,12 +7,15 @@ import secrets
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from meterline.auth import ApiKey
 from meterline.catalog import ModelInfo, PicoUSD, cost
 from meterline.errors import GatewayError
-from meterline.types import ChatRequest, Principal, Usage
+from meterline.types import ChatRequest, ChatResponse, Principal, Usage
+
+if TYPE_CHECKING:
+    from meterline.routing.classifier import Classification
 
 __all__ = ["Completion", "Outcome", "RequestContext", "Route", "new_request_id"]
 
@@ -59,6 +62,16 @@ class RequestContext:
     route: Route | None = None
     key: ApiKey | None = None
     budget_remaining: int | None = None
+    answer: ChatResponse | None = None
+    cache_hit: bool = False
+    tokens_before: int | None = None
+    tokens_after: int | None = None
+    compression: dict[str, int] | None = None
+    classification: Classification | None = None
+    group_id: str | None = None
+    attempt: int = 1
+    experiment: tuple[str, str] | None = None
+    success: bool | None = None
     response_headers: dict[str, str] = field(default_factory=dict)
     started: float = field(default_factory=time.perf_counter)
     created_at: float = field(default_factory=time.time)
@@ -88,7 +101,8 @@ class RequestContext:
         """Record the outcome (cost included) and run the completion callbacks, once."""
         if self.outcome is not None:
             return self.outcome
-        price_cost = cost(usage, self.route.model.price) if self.route is not None else 0
+        priced = self.route is not None and not self.cache_hit  # a cache hit costs nothing
+        price_cost = cost(usage, self.route.model.price) if priced and self.route else 0
         self.outcome = Outcome(
             status=status,
             usage=usage,

@@ -46,7 +46,25 @@ def row_for(ctx: RequestContext, outcome: Outcome) -> dict[str, Any]:
         "team": ctx.principal.team,
         "user": ctx.principal.user,
         "budget_remaining_pusd": ctx.budget_remaining,
+        "cache_hit": ctx.cache_hit,
+        "tokens_before": ctx.tokens_before,
+        "tokens_after": ctx.tokens_after,
+        "compression": ctx.compression,
+        "request_group_id": ctx.group_id or ctx.request_id,
+        "attempt": ctx.attempt,
+        "experiment": ctx.experiment[0] if ctx.experiment else None,
+        "arm": ctx.experiment[1] if ctx.experiment else None,
+        "success": ctx.success,
+        **_classification(ctx),
     }
+
+
+def _classification(ctx: RequestContext) -> dict[str, Any]:
+    c = ctx.classification
+    if c is None:
+        return dict.fromkeys(("task_type", "complexity", "language", "stack", "domain"))
+    return {"task_type": c.task_type, "complexity": c.complexity, "language": c.language,
+            "stack": c.stack, "domain": c.domain}  # fmt: skip
 
 
 class RequestLog:

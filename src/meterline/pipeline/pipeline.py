@@ -36,6 +36,7 @@ class Pipeline:
             ctx.complete("error", Usage(), error=exc)
             raise
         if isinstance(reply, ChatResponse):
+            ctx.answer = reply
             ctx.complete("ok", reply.usage, finish_reason=reply.finish_reason)
             return reply
         return metered(ctx, reply)

@@ -8,6 +8,7 @@ import time
 from collections.abc import AsyncIterator
 
 from meterline.errors import GatewayError
+from meterline.pipeline.assemble import Assembler
 from meterline.pipeline.context import RequestContext
 from meterline.tokens import count_messages, count_text
 from meterline.types import ChatChunk, Usage
@@ -40,12 +41,14 @@ async def metered(
     usage: Usage | None = None
     finish: str | None = None
     produced: list[str] = []
+    assembler = Assembler()
     status = "cancelled"
     error: GatewayError | None = None
     try:
         async for chunk in source:
             if ctx.first_token_at is None:
                 ctx.first_token_at = time.perf_counter()
+            assembler.feed(chunk)
             if chunk.usage is not None:
                 usage = chunk.usage
             if chunk.finish_reason is not None:
@@ -56,6 +59,8 @@ async def metered(
                     produced.append((chunk.tool_call.name or "") + chunk.tool_call.arguments)
             yield chunk
         status = "ok"
+        model = ctx.route.model.name if ctx.route else ctx.request.model
+        ctx.answer = assembler.response(f"chatcmpl-{ctx.request_id}", model)
     except GatewayError as exc:
         status, error = "error", exc
         raise

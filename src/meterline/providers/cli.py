@@ -17,12 +17,12 @@ import shutil
 import signal
 import time
 import uuid
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
 from meterline.errors import ProviderError, UpstreamTimeout, UpstreamUnavailable
-from meterline.providers.base import ProviderDeps
+from meterline.providers.base import ProviderDeps, ProviderFactory
 from meterline.settings import ProviderSettings
 from meterline.tokens import count_messages, count_text
 from meterline.types import (
@@ -40,6 +40,7 @@ from meterline.wire import cli_streams as wire
 
 __all__ = [
     "CLAUDE",
+    "CLI_PROVIDER_TYPES",
     "CODEX",
     "GEMINI",
     "ClaudeCliProvider",
@@ -123,6 +124,13 @@ class _Child:
         await asyncio.wait({self._drain}, timeout=1.0)
         return self._stderr.decode(errors="replace").strip()[-STDERR_TAIL:]
 
+    def send(self, data: bytes | None) -> None:
+        """Write the prompt to stdin and close it; the transport buffers what the pipe cannot
+        take yet and closes once it has flushed, so this never blocks."""
+        if data is not None and self.proc.stdin is not None:
+            self.proc.stdin.write(data)
+            self.proc.stdin.close()
+
     async def readline(self) -> bytes:
         assert self.proc.stdout is not None
         try:
@@ -196,10 +204,6 @@ class CliProvider:
             )
         except (FileNotFoundError, PermissionError):
             raise self._not_found() from None
-        if call.stdin is not None and proc.stdin is not None:
-            # The transport buffers what the pipe cannot take yet and closes once it is flushed.
-            proc.stdin.write(call.stdin)
-            proc.stdin.close()
         return _Child(proc)
 
     def _feed(self, parser: wire.StreamParser, event: dict[str, Any]) -> list[ChatChunk]:
@@ -241,6 +245,7 @@ class CliProvider:
             child = await self._spawn(path, call)
             finished = False
             try:
+                child.send(call.stdin)
                 parser = self.spec.parser()
                 while line := await self._within(deadline, child.readline()):
                     if (event := wire.parse_line(line)) is not None:
@@ -311,3 +316,9 @@ class GeminiCliProvider(CliProvider):
     """Gemini CLI (``gemini --output-format stream-json``), type ``gemini-cli``."""
 
     spec = GEMINI
+
+
+CLI_PROVIDER_TYPES: Mapping[str, ProviderFactory] = {
+    cls.spec.type: cls for cls in (ClaudeCliProvider, CodexCliProvider, GeminiCliProvider)
+}
+"""The types this module serves, to merge into ``registry.PROVIDER_TYPES``."""

@@ -4,6 +4,7 @@ from meterline.settings.loader import default_database_url, load_settings, provi
 from meterline.settings.schema import (
     AccountingSettings,
     BudgetEntry,
+    CacheSettings,
     LogSettings,
     ModelEntry,
     ProviderSettings,
@@ -18,6 +19,7 @@ from meterline.settings.validate import ConfigError, ConfigProblem, parse_config
 __all__ = [
     "AccountingSettings",
     "BudgetEntry",
+    "CacheSettings",
     "RateLimit",
     "ConfigError",
     "ConfigProblem",

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 __all__ = [
     "AccountingSettings",
     "BudgetEntry",
+    "CacheSettings",
     "RateLimit",
     "LogSettings",
     "ModelEntry",
@@ -123,6 +124,20 @@ class AccountingSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class CacheSettings:
+    """The response cache. ``ttl_by_model`` overrides ``ttl`` per requested model or alias."""
+
+    enabled: bool = True
+    backend: str = "memory"  # memory | redis (uses accounting.redis_url)
+    ttl: float = 60.0
+    ttl_by_model: dict[str, float] = field(default_factory=dict)
+    cache_sampled: bool = False  # also cache requests with temperature > 0
+    dedupe_window: float = 5.0
+    max_entries: int = 10_000
+    max_bytes: int = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     database_url: str | None = None
@@ -132,6 +147,7 @@ class Settings:
     timeout: TimeoutSettings = field(default_factory=TimeoutSettings)
     log: LogSettings = field(default_factory=LogSettings)
     accounting: AccountingSettings = field(default_factory=AccountingSettings)
+    cache: CacheSettings = field(default_factory=CacheSettings)
     master_key: str | None = None
 
     def provider(self, name: str) -> ProviderSettings | None:

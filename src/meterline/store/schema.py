@@ -81,10 +81,51 @@ requests = Table(
     Column("team", String(128)),
     Column("user", String(256)),
     Column("budget_remaining_pusd", BigInteger),
+    Column("cache_hit", Boolean, nullable=False, server_default="0"),
+    Column("tokens_before", Integer),
+    Column("tokens_after", Integer),
+    Column("compression", JSON),
+    Column("task_type", String(32)),
+    Column("complexity", Integer),
+    Column("language", String(32)),
+    Column("stack", String(64)),
+    Column("domain", String(32)),
+    Column("request_group_id", String(32)),
+    Column("attempt", Integer, nullable=False, server_default="1"),
+    Column("experiment", String(64)),
+    Column("arm", String(16)),
+    Column("success", Boolean),
+    Column("rating", Integer),
     Index("ix_requests_tenant_created", "tenant", "created_at"),
     Index("ix_requests_created", "created_at"),
     Index("ix_requests_key_created", "key_id", "created_at"),
     Index("ix_requests_team_created", "team", "created_at"),
+    Index("ix_requests_group", "request_group_id"),
+    Index("ix_requests_route_stats", "task_type", "model", "created_at"),
+)
+
+feedback = Table(
+    "feedback",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("request_id", String(32), nullable=False, index=True),
+    Column("tenant", String(128), nullable=False),
+    Column("rating", Integer, nullable=False),
+    Column("source", String(16), nullable=False),  # chat | api | dashboard
+    Column("created_at", UTCDateTime(), nullable=False),
+)
+
+experiments = Table(
+    "experiments",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("match", String(128), nullable=False),  # a task type or a model alias
+    Column("baseline", String(256), nullable=False),
+    Column("challenger", String(256), nullable=False),
+    Column("weight", Float, nullable=False),  # share of traffic to the challenger
+    Column("auto_promote", Boolean, nullable=False, server_default="0"),
+    Column("status", String(16), nullable=False),  # running | promoted | stopped
+    Column("created_at", UTCDateTime(), nullable=False),
 )
 
 api_keys = Table(

@@ -1,26 +1,20 @@
-"""Coding-agent CLIs as upstreams, the pure part: argv building, prompt flattening, and the
-translation of each CLI's NDJSON output lines into :class:`ChatChunk` values.
+"""Coding-agent CLIs as upstreams, the pure part: argv, prompt flattening, and each CLI's
+NDJSON output lines → :class:`ChatChunk`. Headless, these CLIs take one prompt, so a
+conversation is flattened with role labels (``User: …``); a system prompt is Claude's
+``--system-prompt`` and a ``System:`` section heading the prompt for the others. A prompt over
+:data:`STDIN_THRESHOLD` bytes goes on stdin (one argv string is capped at 128 KiB on Linux).
 
-The CLIs run headless, one process per request, and have no native multi-turn input in that
-mode, so a conversation is flattened into one prompt with role labels (``User: …``).
-
-* Claude Code: ``claude -p --output-format stream-json --verbose [--model M]
-  [--system-prompt S] -- PROMPT``. Lines: ``system``/``init``, ``assistant`` (an Anthropic
-  message), ``user`` (tool results), and a final ``result`` with ``is_error`` and ``usage``.
-  Streaming requests add ``--include-partial-messages``, which interleaves ``stream_event``
-  lines (Anthropic SSE events) carrying token-level deltas; once those are seen, the complete
-  ``assistant`` messages that repeat them are skipped.
-* Codex: ``codex exec --json --skip-git-repo-check [-m M] -- PROMPT``. Lines:
-  ``thread.started``, ``turn.started``, ``item.*`` (``agent_message`` text, ``reasoning``),
-  ``turn.completed`` with ``usage``, ``turn.failed`` and ``error``.
-* Gemini CLI: ``gemini --output-format stream-json [-m M] --prompt=PROMPT``. Lines: ``init``,
-  ``message`` (``role: assistant``, ``delta: true``), ``tool_use``, ``tool_result``,
-  ``error`` (``severity`` warning|error) and a final ``result`` with ``status`` and ``stats``.
-
-A prompt over :data:`STDIN_THRESHOLD` bytes goes on stdin instead of argv (one argv string is
-capped at 128 KiB on Linux): ``claude -p`` and ``gemini`` read piped stdin as the prompt and
-``codex exec -`` reads it from stdin. A system prompt is Claude's ``--system-prompt``; the
-others get it as a ``System:`` section at the top of the prompt.
+* Claude Code: ``claude -p --output-format stream-json --verbose [--model M] [--system-prompt
+  S] -- PROMPT`` (stdin: no PROMPT). Lines ``system``, ``assistant`` (Anthropic message),
+  ``user``, final ``result`` (``is_error``, ``usage``). Streaming requests add
+  ``--include-partial-messages``: ``stream_event`` lines (Anthropic SSE events) then carry
+  token deltas, and the ``assistant`` messages repeating them are skipped.
+* Codex: ``codex exec --json --skip-git-repo-check [-m M] -- PROMPT`` (stdin: ``-``). Lines
+  ``thread.started``, ``turn.started``, ``item.completed`` (``agent_message``, ``reasoning``),
+  ``turn.completed`` (``usage``), ``turn.failed``, ``error``.
+* Gemini CLI: ``gemini --output-format stream-json [-m M] --prompt=PROMPT`` (stdin: no
+  ``--prompt``). Lines ``init``, ``message`` (assistant deltas), ``tool_use``, ``tool_result``,
+  ``error`` (``severity``), final ``result`` (``status``, ``stats``).
 """
 
 from __future__ import annotations
@@ -50,11 +44,9 @@ __all__ = [
     "Invocation",
     "StreamParser",
     "claude_invocation",
-    "claude_usage",
     "codex_invocation",
     "flatten_prompt",
     "gemini_invocation",
-    "gemini_usage",
     "parse_line",
     "system_prompt",
 ]
@@ -65,7 +57,7 @@ STDIN_THRESHOLD = 100 * 1024
 DEFAULT_MODEL = "default"
 """The model name that means: pass no model flag, let the CLI pick its own default."""
 
-_LABELS = {"user": "User", "assistant": "Assistant", "tool": "Tool result", "system": "System"}
+_LABELS = {"user": "User", "assistant": "Assistant", "system": "System"}
 
 
 class CliFailure(Exception):

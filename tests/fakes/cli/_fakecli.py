@@ -5,7 +5,8 @@ one flushed line at a time, answering ``You said: <last line of the prompt>``. E
 
 * ``FAKE_CLI_MODE``: ``ok`` (default); ``error`` (the CLI reports an error in its output and
   exits 1); ``exit`` (no output, a long stderr, exit code 2); ``hang`` (one start-up line, then
-  sleeps forever); ``stall`` (the first piece of the answer, then sleeps forever).
+  sleeps "forever"); ``stall`` (the first piece of the answer, then sleeps "forever"), where
+  forever is ``FAKE_CLI_HANG_MAX`` seconds (120 by default), then exit code 3.
 * ``FAKE_CLI_DELAY``: seconds to sleep after every output line.
 * ``FAKE_CLI_RECORD``: a file to which a JSON line is appended at start (``argv``, ``stdin``,
   ``prompt``, ``pid``, ``time``) and one at the end (``pid``, ``time``).
@@ -67,8 +68,9 @@ def tokens(text: str) -> int:
 
 
 def sleep_forever() -> None:
-    while True:
-        time.sleep(3600)
+    """Hang (for ``FAKE_CLI_HANG_MAX`` seconds at most, so a killed test run leaves nothing)."""
+    time.sleep(float(os.environ.get("FAKE_CLI_HANG_MAX") or 120))
+    sys.exit(3)
 
 
 def crash(binary: str) -> None:

@@ -1,0 +1,296 @@
+"""Heuristic request classification in microseconds: task type, complexity, language, stack, domain.
+
+Runs on every request, so it reads the last user message only — its prose (the first 6 KB and last
+2 KB of it) and the head of each code block — plus cheap features of the rest: lengths, turns,
+tools. No tokenizer: tokens are estimated as characters / 4. The vocabulary is in
+:mod:`meterline.routing.keywords`.
+
+Task type. Each task keyword adds its weight to its task (2 = asks for it, 1 = hints at it); a
+pasted stack trace adds 3 to ``debug``, any "error"/"exception" 1; explain-style questions ("what
+does", "why does") count only next to code, and ``code_review`` needs code to review. The highest
+score wins, ties in the order debug, code_review, refactor, explain, code_gen. A short question
+(under 300 characters, no code, no trace) is ``simple_qa`` when nothing scores 2, or when it asks
+for a fact ("what is …") or how to do something ("how do I …", unless it is about a failure).
+Anything else is ``other``.
+
+Complexity, 0–100, from ``tokens`` (all messages, chars / 4), code ``blocks`` and ``lines`` in the
+last user message, ``user_turns``, ``system_tokens``, ``n_tools`` and the distinct ``hard`` /
+``easy`` keywords (keywords.HARD, keywords.EASY)::
+
+    size     = min(45, 5 * log2(1 + tokens / 20))
+    code     = min(20, 3 * blocks + 3 * log2(1 + lines / 5))
+    turns    = min(10, 2.5 * (user_turns - 1))
+    system   = min(6, 1.5 * log2(1 + system_tokens / 50))
+    tools    = min(8, 4 + n_tools) if n_tools else 0
+    keywords = 10 * min(hard, 4) - 8 * min(easy, 2)
+    complexity = clamp(round(size + code + turns + system + tools + keywords), 0, 100)
+
+Every term is non-decreasing in its input, so more text or code never lowers the score, all else
+(the keywords read) equal. Bands: low < 34 <= medium < 67 <= high.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from meterline.routing import keywords as kw
+from meterline.types import (
+    ChatRequest,
+    Message,
+    TextPart,
+    ThinkingPart,
+    ToolCallPart,
+    ToolResultPart,
+)
+
+__all__ = ["Classification", "TaskType", "classify", "complexity_band"]
+
+TaskType = Literal["simple_qa", "code_gen", "code_review", "debug", "refactor", "explain", "other"]
+_TASKS: tuple[TaskType, ...] = ("debug", "code_review", "refactor", "explain", "code_gen")
+_HEAD, _TAIL = 6000, 2000  # prose window
+_CODE_HEAD, _CODE_BLOCKS = 400, 3  # imports sit at the top of a block
+_TRACE_HEAD, _TRACE_TAIL = 1500, 1000
+_SHORT = 300
+_LANGUAGE_DOMAIN = {"swift": "mobile", "kotlin": "mobile", "dart": "mobile", "sql": "data"}
+
+
+@dataclass(frozen=True, slots=True)
+class Classification:
+    """What a request asks for and how hard it looks; ``signals`` say why, for route headers."""
+
+    task_type: TaskType
+    complexity: int
+    language: str | None = None
+    stack: str | None = None
+    domain: str | None = None
+    signals: tuple[str, ...] = ()
+
+
+def complexity_band(complexity: int) -> str:
+    """``low`` (< 34), ``medium`` (< 67) or ``high``."""
+    return "low" if complexity < 34 else "medium" if complexity < 67 else "high"
+
+
+@dataclass(slots=True)
+class _Scan:
+    scores: dict[str, int] = field(default_factory=dict)
+    hits: dict[str, list[str]] = field(default_factory=dict)
+    hard: set[str] = field(default_factory=set)
+    easy: set[str] = field(default_factory=set)
+    langs: dict[str, int] = field(default_factory=dict)
+    stacks: set[str] = field(default_factory=set)
+    domains: dict[str, int] = field(default_factory=dict)
+    code_ref: bool = False
+
+    def read(self, text: str, *, prose: bool) -> None:
+        """Record the vocabulary in ``text``; from code, only languages and stacks count."""
+        for match in kw.WORDS_RE.finditer(text):
+            word = match.group(1)
+            for kind, value, weight in kw.VOCAB[word]:
+                if kind == "lang":
+                    self.langs[value] = self.langs.get(value, 0) + 1
+                elif kind == "stack":
+                    self.stacks.add(value)
+                elif prose:
+                    self._prose_word(word, kind, value, weight)
+
+    def _prose_word(self, word: str, kind: str, value: str, weight: int) -> None:
+        if kind in ("task", "ask"):
+            key = "ask" if kind == "ask" else value  # questions count for explain next to code
+            self.scores[key] = self.scores.get(key, 0) + weight
+            self.hits.setdefault(value, []).append(word)
+        elif kind == "hard":
+            self.hard.add(word)
+        elif kind == "easy":
+            self.easy.add(word)
+        elif kind == "domain":
+            self.domains[value] = self.domains.get(value, 0) + 1
+        else:
+            self.code_ref = True
+
+
+def classify(request: ChatRequest) -> Classification:
+    """Classify ``request`` from its last user message and cheap features of the rest."""
+    text = next((m.text for m in reversed(request.messages) if m.role == "user"), "")
+    prompt = _Prompt.parse(text)
+    scan = _Scan()
+    scan.read(prompt.low, prose=True)
+    for head in prompt.heads:
+        scan.read(head, prose=False)
+    signals: list[str] = []
+    task = _task(scan, prompt, signals)
+    stack = _stack(scan, prompt.tags)
+    language = _language(scan, prompt, stack, signals)
+    if stack:
+        signals.append(f"stack:{stack}")
+    complexity = _complexity(request, prompt, scan, signals)
+    domain = _domain(scan, stack, language)
+    return Classification(task, complexity, language, stack, domain, tuple(signals))
+
+
+@dataclass(slots=True)
+class _Prompt:
+    """The last user message, split into a bounded prose window and fenced code blocks."""
+
+    low: str  # the prose window, lower-cased
+    tags: list[str]  # the fence tags ("python", "" …)
+    bodies: list[str]
+    heads: list[str]  # the first lines of the first few blocks, lower-cased
+    code_lines: int
+    trace: bool = False
+
+    @classmethod
+    def parse(cls, text: str) -> _Prompt:
+        parts = text.split("```")
+        prose = "\n".join(parts[0::2])
+        if len(prose) > _HEAD + _TAIL:
+            prose = prose[:_HEAD] + "\n" + prose[-_TAIL:]
+        blocks = [p.partition("\n") for p in parts[1::2]]
+        tags = [tag.strip().partition(" ")[0].lower() for tag, _, _ in blocks]
+        bodies = [body for _, _, body in blocks]
+        lines = sum(body.count("\n") for body in bodies)
+        if not bodies:  # code pasted without a fence
+            lines = len(kw.CODE_LINE_RE.findall(prose))
+            lines = lines if lines >= 2 else 0
+        heads = [body[:_CODE_HEAD].lower() for body in bodies[:_CODE_BLOCKS]]
+        prompt = cls(prose.lower().replace("\u2019", "'"), tags, bodies, heads, lines)
+        prompt.trace = prompt._has_trace()
+        return prompt
+
+    @property
+    def has_code(self) -> bool:
+        return self.code_lines > 0 or bool(self.bodies)
+
+    def _has_trace(self) -> bool:
+        if kw.TRACE_RE.search(self.low):
+            return True
+        for body in self.bodies[: _CODE_BLOCKS + 1]:
+            if len(body) > _TRACE_HEAD + _TRACE_TAIL:
+                body = body[:_TRACE_HEAD] + "\n" + body[-_TRACE_TAIL:]
+            if kw.TRACE_RE.search(body.lower()):
+                return True
+        return False
+
+
+def _task(scan: _Scan, prompt: _Prompt, signals: list[str]) -> TaskType:
+    scores, low = scan.scores, prompt.low
+    if prompt.trace:
+        scores["debug"] = scores.get("debug", 0) + 3
+        signals.append("stack_trace")
+    if "error" in low or "exception" in low:
+        scores["debug"] = scores.get("debug", 0) + 1
+        scan.hits.setdefault("debug", []).append("error")
+    if prompt.has_code or scan.code_ref or "`" in low or kw.EXT_RE.search(low):
+        scores["explain"] = scores.get("explain", 0) + scores.get("ask", 0)
+    else:  # nothing to review, and "what does X do" is a plain question
+        scores.pop("code_review", None)
+    best = max(_TASKS, key=lambda t: scores.get(t, 0))
+    if _is_simple_question(low, prompt, best, scores.get(best, 0)):
+        signals.append("short_question")
+        return "simple_qa"
+    if scores.get(best, 0) == 0:
+        return "other"
+    signals.extend(f"keyword:{w}" for w in list(dict.fromkeys(scan.hits.get(best, ())))[:3])
+    return best
+
+
+def _is_simple_question(low: str, prompt: _Prompt, best: str, best_score: int) -> bool:
+    if len(low) >= _SHORT or prompt.has_code or prompt.trace:
+        return False
+    if kw.DEFINE_RE.match(low):
+        return True
+    if kw.HOWTO_RE.match(low):
+        return best != "debug" or best_score < 2
+    return best_score < 2 and low.rstrip().endswith("?")
+
+
+def _stack(scan: _Scan, tags: list[str]) -> str | None:
+    found = scan.stacks.union(kw.FENCE_STACKS[t] for t in tags if t in kw.FENCE_STACKS)
+    return min(found, key=_STACK_RANK.__getitem__) if found else None
+
+
+def _language(scan: _Scan, prompt: _Prompt, stack: str | None, signals: list[str]) -> str | None:
+    """The first source that names one: fence tags, file names, words, the stack, syntax."""
+    language, source = _top(_votes(kw.FENCE_TAGS.get(t) for t in prompt.tags)), "fence"
+    if language is None:
+        files = (kw.EXTENSIONS[m.group(1)] for m in kw.EXT_RE.finditer(prompt.low))
+        language, source = _top(_votes(files)), "file"
+    if language is None:
+        language, source = _top(scan.langs), "name"
+    if language is None:
+        language, source = kw.STACK_LANGUAGE.get(stack or ""), "stack"
+    if language is None and prompt.has_code:
+        match = kw.SYNTAX_RE.search(prompt.heads[0] if prompt.heads else prompt.low[:_CODE_HEAD])
+        language, source = (match.lastgroup if match else None), "syntax"
+    if language is not None:
+        signals.append(f"language:{language}({source})")
+    return language
+
+
+def _top(votes: dict[str, int]) -> str | None:
+    return max(votes, key=votes.__getitem__) if votes else None
+
+
+def _votes(values: Iterable[str | None]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for value in values:
+        if value is not None:
+            counts[value] = counts.get(value, 0) + 1
+    return counts
+
+
+def _domain(scan: _Scan, stack: str | None, language: str | None) -> str | None:
+    votes = dict(scan.domains)
+    if stack:
+        implied = kw.STACK_DOMAIN.get(stack, "web")
+        votes[implied] = votes.get(implied, 0) + 2
+    if language in _LANGUAGE_DOMAIN:
+        implied = _LANGUAGE_DOMAIN[language]
+        votes[implied] = votes.get(implied, 0) + 1
+    return min(votes, key=lambda d: (-votes[d], _DOMAIN_RANK[d])) if votes else None
+
+
+def _complexity(request: ChatRequest, prompt: _Prompt, scan: _Scan, signals: list[str]) -> int:
+    chars = system = turns = 0
+    for message in request.messages:
+        size = _chars(message)
+        chars += size
+        if message.role == "system":
+            system += size
+        turns += message.role == "user"
+    tokens, tools = chars // 4, len(request.tools)
+    blocks, lines = len(prompt.bodies), prompt.code_lines
+    raw = (
+        min(45.0, 5 * math.log2(1 + tokens / 20))
+        + min(20.0, 3 * blocks + 3 * math.log2(1 + lines / 5))
+        + min(10.0, 2.5 * max(0, turns - 1))
+        + min(6.0, 1.5 * math.log2(1 + system / 4 / 50))
+        + (min(8, 4 + tools) if tools else 0)
+        + 10 * min(len(scan.hard), 4)
+        - 8 * min(len(scan.easy), 2)
+    )
+    signals.append(f"tokens:~{tokens}")
+    counts = (("code_blocks", blocks), ("code_lines", lines), ("turns", turns), ("tools", tools))
+    signals.extend(f"{name}:{n}" for name, n in counts if n > (name == "turns"))
+    signals.extend(f"hard:{w}" for w in sorted(scan.hard))
+    signals.extend(f"easy:{w}" for w in sorted(scan.easy))
+    return max(0, min(100, round(raw)))
+
+
+def _chars(message: Message) -> int:
+    size = 0
+    for part in message.parts:
+        if isinstance(part, TextPart | ThinkingPart):
+            size += len(part.text)
+        elif isinstance(part, ToolCallPart):
+            size += len(part.name) + len(part.arguments)
+        elif isinstance(part, ToolResultPart):
+            size += len(part.text)
+    return size
+
+
+_STACK_RANK = {stack: rank for rank, stack in enumerate(dict.fromkeys(kw.STACKS.values()))}
+_DOMAIN_RANK = {domain: rank for rank, domain in enumerate(kw.DOMAINS)}
