@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 
-from meterline.admin import AdminAPI, BudgetAPI, KeysAPI
+from meterline.admin import AdminAPI, BudgetAPI, FeedbackAPI, KeysAPI, RoutingAPI
 from meterline.gateway import Gateway
 from meterline.settings import Settings
 from meterline.surfaces import AnthropicSurface, OpenAISurface
@@ -33,6 +33,8 @@ def create_app(settings: Settings, env: Mapping[str, str] | None = None) -> Star
         *AdminAPI(gateway).routes(),
         *KeysAPI(gateway).routes(),
         *BudgetAPI(gateway).routes(),
+        *RoutingAPI(gateway).routes(),
+        *FeedbackAPI(gateway).routes(),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.gateway = gateway

@@ -24,13 +24,20 @@ from meterline.catalog import Catalog
 from meterline.pipeline import Pipeline
 from meterline.pipeline.auth import AuthStage
 from meterline.pipeline.budget import BudgetStage
+from meterline.pipeline.classify import ClassifyStage
+from meterline.pipeline.commands import CommandStage
 from meterline.pipeline.dispatch import Dispatch
 from meterline.pipeline.limits import RateLimitStage
 from meterline.pipeline.log import RequestLog
 from meterline.pipeline.route import Resolver, RouteStage
 from meterline.providers import ProviderDeps, ProviderRegistry, register_models
+from meterline.routing.explain import explain_route
+from meterline.routing.feedback import FeedbackService
+from meterline.routing.policy import Router
+from meterline.routing.stats import RouteStats
 from meterline.settings import Settings, default_database_url
 from meterline.store import LogWriter, open_engine
+from meterline.types import ChatRequest
 
 __all__ = ["Gateway"]
 
@@ -54,6 +61,10 @@ class Gateway:
         self._limits: RateLimitStage | None = None
         self._cache_backend: CacheBackend | None = None
         self.cache: CacheStage | None = None
+        self.stats = RouteStats()
+        self.router = Router(self.catalog, self.stats, settings.routing)
+        self.route_stage: RouteStage | None = None
+        self.feedback: FeedbackService | None = None
 
     @property
     def database_url(self) -> str:
@@ -84,6 +95,8 @@ class Gateway:
         acc = self.settings.accounting
         resolver = Resolver(self.catalog, self._providers, self.settings.aliases)
         self._limits = RateLimitStage(self._counters, acc)
+        self.route_stage = RouteStage(resolver, self.router, self.stats)
+        self.feedback = FeedbackService(self._engine, self._writer, self.stats)
         c = self.settings.cache
         self._cache_backend = await open_cache(
             c.backend, acc.redis_url, f"{acc.redis_prefix}cache:", c.max_entries, c.max_bytes
@@ -94,7 +107,9 @@ class Gateway:
                 RequestLog(self._writer),
                 AuthStage(self._keys, self.settings.master_key),
                 self._limits,
-                RouteStage(resolver),
+                CommandStage(self.feedback),
+                ClassifyStage(),
+                self.route_stage,
                 self.cache,
                 BudgetStage(self._ledger, self.catalog, self._providers, acc.downgrade_at),
                 Dispatch(self._providers),
@@ -113,6 +128,7 @@ class Gateway:
         await self._ledger.load()
         await self._ledger.rebuild()
         await self._ledger.rebuild_keys(await self._keys.list())
+        await self.stats.rebuild(self._engine)
 
     async def stop(self) -> None:
         if self._ledger is not None:
@@ -161,6 +177,11 @@ class Gateway:
     def pipeline(self) -> Pipeline:
         assert self._pipeline is not None, "the gateway has not been started"
         return self._pipeline
+
+    def explain(self, request: ChatRequest) -> dict[str, object]:
+        """How ``request`` would be classified and routed, without calling a model."""
+        assert self.route_stage is not None, "the gateway has not been started"
+        return explain_route(self.route_stage, self.router, request)
 
     async def model_ids(self) -> list[tuple[str, str]]:
         """``(id, owner)`` for every model of every enabled provider; a name served by more

@@ -2,6 +2,8 @@
 
 from meterline.admin.api import AdminAPI
 from meterline.admin.budget import BudgetAPI
+from meterline.admin.feedback import FeedbackAPI
 from meterline.admin.keys import KeysAPI
+from meterline.admin.routing import RoutingAPI
 
-__all__ = ["AdminAPI", "BudgetAPI", "KeysAPI"]
+__all__ = ["AdminAPI", "BudgetAPI", "FeedbackAPI", "KeysAPI", "RoutingAPI"]

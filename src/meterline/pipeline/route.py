@@ -9,12 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from meterline.catalog import Catalog, ModelInfo
+from meterline.catalog import TIERS, Catalog, ModelInfo, Tier
 from meterline.errors import ModelNotFound
-from meterline.pipeline.context import RequestContext, Route
+from meterline.pipeline.context import Outcome, RequestContext, Route
 from meterline.providers import ProviderRegistry
+from meterline.routing.classifier import complexity_band
+from meterline.routing.evaluator import evaluate
+from meterline.routing.policy import Router
+from meterline.routing.stats import RouteStats
 
-__all__ = ["Resolver", "RouteStage"]
+__all__ = ["Resolver", "RouteStage", "auto_tier"]
 
 
 class Resolver:
@@ -56,12 +60,53 @@ class Resolver:
         return f"The model `{name}` does not exist or you do not have access to it."
 
 
+def auto_tier(target: str) -> tuple[bool, Tier | None]:
+    """``auto`` → (True, None); ``auto:premium`` → (True, "premium"); anything else → False."""
+    if target == "auto":
+        return True, None
+    name, sep, tier = target.partition(":")
+    if name == "auto" and sep:
+        for known in TIERS:
+            if tier == known:
+                return True, known
+    return False, None
+
+
 class RouteStage:
-    def __init__(self, resolver: Resolver) -> None:
+    """Resolves explicit names, aliases and ``provider:model``; routes ``auto`` (and aliases
+    that point at ``auto`` or ``auto:<tier>``) with the policy; learns from every outcome."""
+
+    def __init__(self, resolver: Resolver, router: Router, stats: RouteStats) -> None:
         self.resolver = resolver
+        self.router = router
+        self.stats = stats
+
+    def decide(self, ctx: RequestContext) -> Route:
+        requested = ctx.request.model
+        is_auto, tier = auto_tier(self.resolver.aliases.get(requested, requested))
+        if not is_auto:
+            return self.resolver.resolve(requested)
+        c = ctx.classification
+        task = c.task_type if c else "other"
+        band = complexity_band(c.complexity) if c else "medium"
+        choice = self.router.choose(ctx.request, task, band, self.resolver.providers, tier)
+        if choice is None:
+            raise ModelNotFound("no configured model can serve this request", param="model")
+        return Route(choice.model.provider, choice.model, choice.reason)
 
     async def __call__(self, ctx: RequestContext) -> None:
-        ctx.route = self.resolver.resolve(ctx.request.model)
+        ctx.route = self.decide(ctx)
         ctx.response_headers["x-meterline-provider"] = ctx.route.provider
         ctx.response_headers["x-meterline-model"] = ctx.route.model.name
+        ctx.on_complete(self._learn)
         return None
+
+    def _learn(self, ctx: RequestContext, outcome: Outcome) -> None:
+        if ctx.cache_hit or ctx.route is None or outcome.status == "cancelled":
+            return
+        verdict = evaluate(ctx.request, ctx.answer, outcome.status)
+        ctx.success = verdict.success
+        c = ctx.classification
+        if c is not None:
+            band = complexity_band(c.complexity)
+            self.stats.record(c.task_type, band, ctx.route.model.key, verdict.success)

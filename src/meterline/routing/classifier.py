@@ -86,30 +86,35 @@ class _Scan:
     code_ref: bool = False
 
     def read(self, text: str, *, prose: bool) -> None:
-        """Record the vocabulary in ``text``; from code, only languages and stacks count."""
-        for match in kw.WORDS_RE.finditer(text):
-            word = match.group(1)
-            for kind, value, weight in kw.VOCAB[word]:
-                if kind == "lang":
-                    self.langs[value] = self.langs.get(value, 0) + 1
-                elif kind == "stack":
-                    self.stacks.add(value)
-                elif prose:
-                    self._prose_word(word, kind, value, weight)
+        """Record the vocabulary in lower-cased ``text``; from code only languages and stacks."""
+        norm = kw.normalize(text)
+        padded = " " + norm
+        for word in kw.WORDS.intersection(norm.split()):
+            if word in kw.VOCAB:
+                self._add(word, prose=prose)
+            for phrase in kw.ANCHORS.get(word, ()):
+                if " " + phrase in padded:
+                    self._add(phrase, prose=prose)
 
-    def _prose_word(self, word: str, kind: str, value: str, weight: int) -> None:
-        if kind in ("task", "ask"):
-            key = "ask" if kind == "ask" else value  # questions count for explain next to code
-            self.scores[key] = self.scores.get(key, 0) + weight
-            self.hits.setdefault(value, []).append(word)
-        elif kind == "hard":
-            self.hard.add(word)
-        elif kind == "easy":
-            self.easy.add(word)
-        elif kind == "domain":
-            self.domains[value] = self.domains.get(value, 0) + 1
-        else:
-            self.code_ref = True
+    def _add(self, key: str, *, prose: bool) -> None:
+        word, meanings = kw.VOCAB[key]
+        for kind, value, weight in meanings:
+            if kind == "lang":
+                self.langs[value] = self.langs.get(value, 0) + 1
+            elif kind == "stack":
+                self.stacks.add(value)
+            elif not prose:
+                continue
+            elif kind in ("task", "ask"):
+                key = "ask" if kind == "ask" else value  # questions count for explain next to code
+                self.scores[key] = self.scores.get(key, 0) + weight
+                self.hits.setdefault(value, []).append(word)
+            elif kind in ("hard", "easy"):
+                (self.hard if kind == "hard" else self.easy).add(value)
+            elif kind == "domain":
+                self.domains[value] = self.domains.get(value, 0) + 1
+            else:
+                self.code_ref = True
 
 
 def classify(request: ChatRequest) -> Classification:
@@ -140,7 +145,7 @@ class _Prompt:
     bodies: list[str]
     heads: list[str]  # the first lines of the first few blocks, lower-cased
     code_lines: int
-    trace: bool = False
+    trace: bool
 
     @classmethod
     def parse(cls, text: str) -> _Prompt:
@@ -153,26 +158,24 @@ class _Prompt:
         bodies = [body for _, _, body in blocks]
         lines = sum(body.count("\n") for body in bodies)
         if not bodies:  # code pasted without a fence
-            lines = len(kw.CODE_LINE_RE.findall(prose))
+            lines = sum(f"\n{prose}".count(marker) for marker in kw.CODE_LINE_MARKERS)
             lines = lines if lines >= 2 else 0
         heads = [body[:_CODE_HEAD].lower() for body in bodies[:_CODE_BLOCKS]]
-        prompt = cls(prose.lower().replace("\u2019", "'"), tags, bodies, heads, lines)
-        prompt.trace = prompt._has_trace()
-        return prompt
+        low = prose.lower().replace("\u2019", "'")
+        return cls(low, tags, bodies, heads, lines, _has_trace(low, bodies))
 
     @property
     def has_code(self) -> bool:
         return self.code_lines > 0 or bool(self.bodies)
 
-    def _has_trace(self) -> bool:
-        if kw.TRACE_RE.search(self.low):
-            return True
-        for body in self.bodies[: _CODE_BLOCKS + 1]:
-            if len(body) > _TRACE_HEAD + _TRACE_TAIL:
-                body = body[:_TRACE_HEAD] + "\n" + body[-_TRACE_TAIL:]
-            if kw.TRACE_RE.search(body.lower()):
-                return True
-        return False
+
+def _has_trace(low: str, bodies: list[str]) -> bool:
+    texts = [low]
+    for body in bodies[: _CODE_BLOCKS + 1]:
+        if len(body) > _TRACE_HEAD + _TRACE_TAIL:
+            body = body[:_TRACE_HEAD] + "\n" + body[-_TRACE_TAIL:]
+        texts.append(body.lower())
+    return any(marker in text for text in texts for marker in kw.TRACE_MARKERS)
 
 
 def _task(scan: _Scan, prompt: _Prompt, signals: list[str]) -> TaskType:
@@ -183,7 +186,7 @@ def _task(scan: _Scan, prompt: _Prompt, signals: list[str]) -> TaskType:
     if "error" in low or "exception" in low:
         scores["debug"] = scores.get("debug", 0) + 1
         scan.hits.setdefault("debug", []).append("error")
-    if prompt.has_code or scan.code_ref or "`" in low or kw.EXT_RE.search(low):
+    if prompt.has_code or scan.code_ref or "`" in low or _files(low):
         scores["explain"] = scores.get("explain", 0) + scores.get("ask", 0)
     else:  # nothing to review, and "what does X do" is a plain question
         scores.pop("code_review", None)
@@ -216,18 +219,24 @@ def _language(scan: _Scan, prompt: _Prompt, stack: str | None, signals: list[str
     """The first source that names one: fence tags, file names, words, the stack, syntax."""
     language, source = _top(_votes(kw.FENCE_TAGS.get(t) for t in prompt.tags)), "fence"
     if language is None:
-        files = (kw.EXTENSIONS[m.group(1)] for m in kw.EXT_RE.finditer(prompt.low))
-        language, source = _top(_votes(files)), "file"
+        language, source = _top(_votes(_files(prompt.low))), "file"
     if language is None:
         language, source = _top(scan.langs), "name"
     if language is None:
         language, source = kw.STACK_LANGUAGE.get(stack or ""), "stack"
     if language is None and prompt.has_code:
-        match = kw.SYNTAX_RE.search(prompt.heads[0] if prompt.heads else prompt.low[:_CODE_HEAD])
-        language, source = (match.lastgroup if match else None), "syntax"
+        code = prompt.heads[0] if prompt.heads else prompt.low[:_CODE_HEAD]
+        language = next((lang for cue, lang in kw.SYNTAX if cue in code), None)
+        source = "syntax"
     if language is not None:
         signals.append(f"language:{language}({source})")
     return language
+
+
+def _files(low: str) -> list[str]:
+    """Languages of the file names mentioned (``main.rs``, ``app.py``)."""
+    found = kw.EXT_RE.finditer(low)
+    return [kw.EXTENSIONS[m.group(1)] for m in found if m.start() and low[m.start() - 1].isalnum()]
 
 
 def _top(votes: dict[str, int]) -> str | None:

@@ -1,8 +1,9 @@
 """The vocabulary the request classifier reads: keywords, names and their meanings.
 
-Everything here is data except :func:`_trie`, which turns the word list into one regular expression
-(a trie of alternatives, so the regex engine rejects most positions after one character). All words
-are lower case; a word may carry several meanings (``"sql"`` is a language and a data domain).
+Words are matched as sets, not with one regex per keyword: the classifier splits the normalized
+text (lower case, punctuation → spaces) once and intersects it with :data:`WORDS`; a phrase is
+checked with a substring test only when its longest word is present (:data:`ANCHORS`). A word may
+carry several meanings (``"sql"`` is a language and a data domain).
 
 A meaning is ``(kind, value, weight)`` where kind is one of ``task``, ``ask`` (an explain-style
 question that only counts next to code), ``hard``, ``easy``, ``lang``, ``stack``, ``domain`` or
@@ -15,19 +16,24 @@ import re
 from collections.abc import Iterable, Mapping
 
 __all__ = [
-    "CODE_LINE_RE",
+    "ANCHORS",
+    "CODE_LINE_MARKERS",
     "DEFINE_RE",
+    "DOMAINS",
     "EXTENSIONS",
     "EXT_RE",
     "FENCE_STACKS",
     "FENCE_TAGS",
     "HOWTO_RE",
+    "STACKS",
     "STACK_DOMAIN",
     "STACK_LANGUAGE",
-    "SYNTAX_RE",
-    "TRACE_RE",
+    "SYNTAX",
+    "TASKS",
+    "TRACE_MARKERS",
     "VOCAB",
-    "WORDS_RE",
+    "WORDS",
+    "normalize",
 ]
 
 Meaning = tuple[str, str, int]
@@ -159,85 +165,89 @@ EXTENSIONS: Mapping[str, str] = {
     "tf": "hcl",
 }  # fmt: skip
 
-# Tell-tale lines of code, tried only when nothing else names the language (first group wins).
-_SYNTAX = {
-    "python": r"^\s*(?:def \w+\(.*\):|from [\w.]+ import|import \w+$|elif |print\()",
-    "go": r"^(?:package \w+$|func )|:= ",
-    "rust": r"\bfn \w+\(|\blet mut |\bimpl\b|println!",
-    "java": r"\bpublic (?:static |final )*(?:class|void|int)\b|system\.out",
-    "cpp": r"#include <(?:iostream|vector|string|memory)>|\bstd::",
-    "c": r"#include <\w+\.h>|\bprintf\(|\bmalloc\(",
-    "typescript": r":\s*(?:string|number|boolean)\b|\binterface \w+ \{",
-    "javascript": r"\bconsole\.log|\bconst \w+ = |=> \{|\bfunction \w+\(",
-    "sql": r"(?i:^\s*(?:select\b.*\bfrom|insert into|update \w+ set|create table))",
-    "bash": r"^#!/bin/(?:ba)?sh|^\s*(?:sudo|apt-get|echo|export) ",
-}  # fmt: skip
-SYNTAX_RE = re.compile("|".join(f"(?P<{k}>{v})" for k, v in _SYNTAX.items()), re.M)
+# Tell-tale code, tried in order when nothing else names the language (matched lower-cased).
+SYNTAX: tuple[tuple[str, str], ...] = (
+    ("<?php", "php"), ("#include <iostream>", "cpp"), ("std::", "cpp"), ("#include", "c"),
+    ("fn main(", "rust"), ("let mut ", "rust"), ("println!", "rust"), ("impl ", "rust"),
+    ("package main", "go"), ("func ", "go"), (":= ", "go"), ("public static void", "java"),
+    ("system.out", "java"), ("public class", "java"), (": string", "typescript"),
+    (": number", "typescript"), ("console.log", "javascript"), ("const ", "javascript"),
+    ("=> ", "javascript"), ("function ", "javascript"), ("def ", "python"), ("elif ", "python"),
+    ("self.", "python"), ("print(", "python"), ("select * from", "sql"), ("insert into", "sql"),
+    ("create table", "sql"), ("#!/bin/", "bash"), ("sudo ", "bash"), ("echo ", "bash"),
+    ("puts ", "ruby"),
+)  # fmt: skip
 
-# A pasted stack trace or compiler error (matched on lower-cased text).
-TRACE_RE = re.compile(
-    r"traceback \(most recent call last\)|exception in thread|panicked at|goroutine \d+ \["
-    r"|segmentation fault|core dumped|npm err!|uncaught \w+|^\s+at [\w.$<>]+ ?\("
-    r"|^\s+file \"[^\"]+\", line \d+|^[\w.]*(?:error|exception)(?:\[\w+\])?: |: error(?: ts\d+)?:",
-    re.M,
-)
-EXT_RE = re.compile(r"(?<=\w)\.(" + "|".join(sorted(EXTENSIONS, key=len, reverse=True)) + r")\b")
+# A pasted stack trace or compiler error (matched lower-cased).
+TRACE_MARKERS = (
+    "traceback (most recent call last)", "exception in thread", "panicked at", "[running]:",
+    "segmentation fault", "core dumped", "npm err!", "\n    at ", "\n\tat ", "error: ",
+    "exception: ", "error[e", "fatal error", "uncaught ",
+)  # fmt: skip
+# Line endings and indents that mark code pasted without a fence (each hit counts as a line).
+CODE_LINE_MARKERS = (
+    ";\n", "{\n", "}\n", "):\n", "\n    ", "\n\t", "\nimport ", "\nfrom ", "\nexport ", "\ndef ",
+    "\nconst ", "\nfunc ", "\nfn ", "\n#include",
+)  # fmt: skip
+EXT_RE = re.compile(r"\.(" + "|".join(sorted(EXTENSIONS, key=len, reverse=True)) + r")\b")
 # Short questions that want a fact, not work: "what is …", "how do I …" (matched at the start).
 DEFINE_RE = re.compile(r"(?:what is|what are|what's|who|when|where|which|define)\b")
 HOWTO_RE = re.compile(r"(?:how do i|how can i|how to|how do you|is it possible|is there)\b")
-# Lines of code pasted without a fence.
-CODE_LINE_RE = re.compile(
-    r"(?:[;{}]|\):|=>)[ \t]*$|^(?: {4}|\t)\S|^(?:import|export|def|fn|func|const|let|#include) ",
-    re.M,
-)
+
+# Words are compared after punctuation (but "+" and "#", for c++ and c#) becomes spaces.
+_SPACES = str.maketrans(dict.fromkeys("!\"$%&'()*,./:;<=>?@[\\]^_`{|}~\n\t\r-", " "))
 
 
-def _vocabulary() -> dict[str, tuple[Meaning, ...]]:
+def normalize(text: str) -> str:
+    """Lower-cased text with punctuation turned into spaces, as the vocabulary is stored."""
+    return text.translate(_SPACES)
+
+
+def _inflections(word: str) -> tuple[str, ...]:
+    stem = word[:-1] if word[-1] in "ey" else word
+    return (word + "s", word + "es", word + "ed", word + "d", word + "ing", stem + "ing",
+            stem + "ies", stem + "ied")  # fmt: skip
+
+
+def _vocabulary() -> dict[str, tuple[str, tuple[Meaning, ...]]]:
     table: dict[str, list[Meaning]] = {}
 
     def add(words: Iterable[str], kind: str, value: str, weight: int = 1) -> None:
         for word in words:
-            table.setdefault(word, []).append((kind, value, weight))
+            table.setdefault(normalize(word), []).append((kind, value, weight))
 
     for task, weights in TASKS.items():
         for word, weight in weights.items():
             add([word], "task", task, weight)
     add(ASKS, "ask", "explain")
     for word in HARD:
-        add([word], "hard", word)
+        add([word], "hard", normalize(word))
     for word in EASY:
-        add([word], "easy", word)
+        add([word], "easy", normalize(word))
     add(CODE_REFS, "ref", "code")
+    for domain, words in DOMAINS.items():
+        add(words, "domain", domain)
+    inflected = {v: w for w in table if " " not in w for v in _inflections(w) if v not in table}
     for word, language in LANGUAGES.items():
         add([word], "lang", language)
     for word, stack in STACKS.items():
         add([word], "stack", stack)
-    for domain, words in DOMAINS.items():
-        add(words, "domain", domain)
-    return {word: tuple(meanings) for word, meanings in table.items()}
+    vocab = {word: (word, tuple(meanings)) for word, meanings in table.items()}
+    vocab.update((v, vocab[w]) for v, w in inflected.items() if v not in vocab)
+    return vocab
 
 
-_Node = dict[str, "_Node"]
+def _anchors(phrases: Iterable[str]) -> dict[str, tuple[str, ...]]:
+    anchors: dict[str, tuple[str, ...]] = {}
+    for phrase in phrases:
+        anchor = max(phrase.split(), key=len)
+        for form in (anchor, *_inflections(anchor)):  # "race conditions" holds "race condition"
+            anchors[form] = (*anchors.get(form, ()), phrase)
+    return anchors
 
 
-def _trie(words: Iterable[str]) -> str:
-    root: _Node = {}
-    for word in words:
-        node = root
-        for char in word:
-            node = node.setdefault(char, {})
-        node[""] = {}
-
-    def pattern(node: _Node) -> str:
-        alternatives = [re.escape(c) + pattern(child) for c, child in sorted(node.items()) if c]
-        if not alternatives:
-            return ""
-        body = "(?:" + "|".join(alternatives) + ")" if len(alternatives) > 1 else alternatives[0]
-        return f"(?:{body})?" if "" in node else body
-
-    return pattern(root)
-
-
+# word or phrase (normalized, maybe inflected) → (its base form, its meanings)
 VOCAB = _vocabulary()
-# A vocabulary word, whole, optionally inflected (bug → bugs, design → designed, fail → failing).
-WORDS_RE = re.compile(r"(?<![\w])(" + _trie(VOCAB) + r")(?:s|es|ed|d|ing)?(?![\w])")
+# A phrase is looked for only when its longest word is among the words of the text.
+ANCHORS = _anchors(p for p in VOCAB if " " in p)
+WORDS = frozenset(w for w in VOCAB if " " not in w) | frozenset(ANCHORS)

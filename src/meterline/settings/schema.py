@@ -9,6 +9,7 @@ __all__ = [
     "BudgetEntry",
     "CacheSettings",
     "RateLimit",
+    "RoutingSettings",
     "LogSettings",
     "ModelEntry",
     "ProviderSettings",
@@ -138,6 +139,15 @@ class CacheSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class RoutingSettings:
+    """The ``auto`` policy: cheapest model whose proven success rate reaches ``threshold``."""
+
+    threshold: float = 0.8
+    min_samples: int = 20
+    exploration: float = 0.05
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     database_url: str | None = None
@@ -148,6 +158,7 @@ class Settings:
     log: LogSettings = field(default_factory=LogSettings)
     accounting: AccountingSettings = field(default_factory=AccountingSettings)
     cache: CacheSettings = field(default_factory=CacheSettings)
+    routing: RoutingSettings = field(default_factory=RoutingSettings)
     master_key: str | None = None
 
     def provider(self, name: str) -> ProviderSettings | None:
