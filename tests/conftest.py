@@ -12,6 +12,7 @@ import pytest
 
 from meterline.settings import (
     CacheSettings,
+    FallbackSettings,
     LogSettings,
     ProviderSettings,
     RetrySettings,
@@ -141,6 +142,7 @@ def make_settings(
         "log": LogSettings(flush_interval=0.05),
         # Most tests count upstream calls; the cache has its own tests that switch it on.
         "cache": CacheSettings(enabled=False),
+        "fallback": FallbackSettings(enabled=False),
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

@@ -10,7 +10,13 @@ import anthropic
 import openai
 import pytest
 
-from meterline.settings import CacheSettings, LogSettings, ProviderSettings, Settings
+from meterline.settings import (
+    CacheSettings,
+    FallbackSettings,
+    LogSettings,
+    ProviderSettings,
+    Settings,
+)
 from meterline.sim import AnthropicSim, GeminiSim, OllamaSim, OpenAISim, SimSettings
 from meterline.sim.anthropic import ANTHROPIC_MODELS
 from meterline.sim.gemini import GEMINI_MODELS
@@ -52,7 +58,8 @@ def fleet(bg: BackgroundLoop, tmp_path_factory: pytest.TempPathFactory) -> Itera
         for name, sim in sims.items()
     )
     db = tmp_path_factory.mktemp("cross") / "gw.db"
-    live = start_gateway(bg, Settings(cache=CacheSettings(enabled=False), database_url=f"sqlite:///{db}", providers=providers,
+    live = start_gateway(bg, Settings(cache=CacheSettings(enabled=False),
+        fallback=FallbackSettings(enabled=False), database_url=f"sqlite:///{db}", providers=providers,
                                       log=LogSettings(flush_interval=0.05)))  # fmt: skip
     yield live
     live.stop()

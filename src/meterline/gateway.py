@@ -96,6 +96,7 @@ class Gateway:
         resolver = Resolver(self.catalog, self._providers, self.settings.aliases)
         self._limits = RateLimitStage(self._counters, acc)
         self.route_stage = RouteStage(resolver, self.router, self.stats)
+        budget = BudgetStage(self._ledger, self.catalog, self._providers, acc.downgrade_at)
         self.feedback = FeedbackService(self._engine, self._writer, self.stats)
         c = self.settings.cache
         self._cache_backend = await open_cache(
@@ -111,8 +112,10 @@ class Gateway:
                 ClassifyStage(),
                 self.route_stage,
                 self.cache,
-                BudgetStage(self._ledger, self.catalog, self._providers, acc.downgrade_at),
-                Dispatch(self._providers),
+                budget,
+                Dispatch(
+                    self._providers, self.catalog, budget, self._writer, self.settings.fallback
+                ),
             ]
         )
         log.info("meterline started with providers: %s", ", ".join(p.name for p in self._providers))

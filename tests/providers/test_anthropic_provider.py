@@ -22,7 +22,14 @@ from meterline.catalog import Catalog, cost, to_usd
 from meterline.errors import UpstreamConnectionError, UpstreamUnavailable
 from meterline.providers import PROVIDER_TYPES, ProviderDeps, ProviderRegistry
 from meterline.providers.anthropic import AnthropicProvider, anthropic_extra
-from meterline.settings import CacheSettings, LogSettings, ProviderSettings, RetrySettings, Settings
+from meterline.settings import (
+    CacheSettings,
+    FallbackSettings,
+    LogSettings,
+    ProviderSettings,
+    RetrySettings,
+    Settings,
+)
 from meterline.sim.anthropic import ANTHROPIC_MODELS, AnthropicSim, ErrorEvent
 from meterline.sim.openai import Fault, SimSettings
 from meterline.tokens import count_text
@@ -90,6 +97,7 @@ def live(
     )  # fmt: skip
     settings = Settings(
         cache=CacheSettings(enabled=False),
+        fallback=FallbackSettings(enabled=False),
         database_url=f"sqlite:///{tmp_path / 'gw.db'}",
         providers=providers,
         retry=RetrySettings(max_attempts=3, backoff_initial=0.01, backoff_max=2.0),

@@ -17,7 +17,14 @@ import pytest
 from meterline.catalog import Catalog, cost, to_usd
 from meterline.providers import registry
 from meterline.providers.gemini import GeminiProvider
-from meterline.settings import CacheSettings, LogSettings, ProviderSettings, RetrySettings, Settings
+from meterline.settings import (
+    CacheSettings,
+    FallbackSettings,
+    LogSettings,
+    ProviderSettings,
+    RetrySettings,
+    Settings,
+)
 from meterline.sim import Fault, SimSettings
 from meterline.sim.gemini import GEMINI_MODELS, GeminiSim
 from meterline.types import Usage
@@ -56,6 +63,7 @@ def _start(bg: BackgroundLoop, tmp_path: Path, sim: GeminiSim, key: str = KEY) -
     provider = ProviderSettings(name="gemini", type="gemini", base_url=sim.base_url, api_key=key)
     settings = Settings(
         cache=CacheSettings(enabled=False),
+        fallback=FallbackSettings(enabled=False),
         database_url=f"sqlite:///{tmp_path / 'gw.db'}",
         providers=(provider,),
         retry=RetrySettings(max_attempts=3, backoff_initial=0.01, backoff_max=2.0),

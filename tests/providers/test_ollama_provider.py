@@ -20,6 +20,7 @@ from meterline.providers import ProviderDeps, registry
 from meterline.providers.ollama import OllamaProvider
 from meterline.settings import (
     CacheSettings,
+    FallbackSettings,
     LogSettings,
     ModelEntry,
     ProviderSettings,
@@ -65,6 +66,7 @@ def _start(bg: BackgroundLoop, tmp_path: Path, sim: OllamaSim) -> LiveGateway:
     )
     settings = Settings(
         cache=CacheSettings(enabled=False),
+        fallback=FallbackSettings(enabled=False),
         database_url=f"sqlite:///{tmp_path / 'gw.db'}",
         providers=(provider,),
         retry=RetrySettings(max_attempts=3, backoff_initial=0.01, backoff_max=2.0),

@@ -7,7 +7,7 @@ linear in the text; only the ``max_candidates`` most promising ones are token-co
 becomes a symbol only if it saves tokens after paying for its table line. Phrases are replaced
 only where they were counted (whole lines, whole sentences), so a symbol is always followed by
 whitespace or the end of a line and ``§12`` cannot be misread as ``§1`` + ``2``. Texts already
-containing ``§`` make this stage a no-op; inputs over ``max_chars`` of prose are skipped.
+containing ``§`` make this stage a no-op; inputs over ``max_chars`` characters are skipped.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from collections.abc import Iterator
 
 from meterline.compress.blocks import units
 from meterline.compress.tables import SYMBOLS, put_table, render_symbols
-from meterline.compress.texts import Site, all_texts, map_texts
+from meterline.compress.texts import Site, iter_texts, map_texts
 from meterline.tokens import count_text
 from meterline.types import ChatRequest
 
@@ -94,8 +94,9 @@ def symbolize(
     max_candidates: int = 24,
     max_chars: int = 400_000,
 ) -> ChatRequest:
-    """Replace repeated prose phrases by ``§n`` symbols defined in a table, when that saves tokens."""
-    texts = list(all_texts(request))
+    """Replace repeated prose phrases by ``§n`` symbols (defined in a table) if it saves tokens."""
+    model = model or request.model
+    texts = [text for _, text in iter_texts(request)]
     if sum(map(len, texts)) > max_chars or any("§" in t for t in texts):
         return request
     prose = [_EDGES.sub("", gap) for text in texts for gap in _gaps(text)]

@@ -43,13 +43,30 @@ class BudgetStage:
         candidates = [ctx.route.model]
         if ratio >= self.downgrade_at:
             candidates = self._cheaper(ctx) or candidates
-        reservation = await self._reserve(ctx, candidates, ratio)
+        self._hold(ctx, await self._reserve(ctx, candidates, ratio))
+        ctx.on_complete(self._settle)
+        return None
+
+    def _hold(self, ctx: RequestContext, reservation: Reservation) -> None:
+        ctx.reservation = reservation
         ctx.budget_remaining = reservation.remaining
         if reservation.remaining is not None:
             left = to_usd(max(0, reservation.remaining))
             ctx.response_headers["x-meterline-budget-remaining-usd"] = f"{left:f}"
-        ctx.on_complete(lambda c, o: self._settle(reservation, o))
-        return None
+
+    async def switch(self, ctx: RequestContext, model: ModelInfo) -> None:
+        """Move the reservation to ``model`` for a fallback attempt: the failed attempt's hold is
+        released and the new model must fit every rule on its own, or the fallback is refused."""
+        if ctx.reservation is not None:
+            self.ledger.settle_later(ctx.reservation, 0)
+            ctx.reservation = None
+        rules = self.ledger.rules_for(ctx.principal, ctx.key, model.provider)
+        if not rules:
+            return
+        result = await self.ledger.reserve(rules, worst_case_cost(ctx.request, model))
+        if not isinstance(result, Reservation):
+            raise _refusal(result, f"has no room for a fallback to {model.key}")
+        self._hold(ctx, result)
 
     async def _check_levels(self, rules: list[Rule]) -> float:
         """The highest share used of any budget; refuse outright at 100%."""
@@ -104,6 +121,7 @@ class BudgetStage:
         ctx.response_headers["x-meterline-model"] = model.name
         ctx.response_headers["x-meterline-downgraded-from"] = original.model.key
 
-    def _settle(self, reservation: Reservation, outcome: Outcome) -> None:
+    def _settle(self, ctx: RequestContext, outcome: Outcome) -> None:
         # Whatever was used is paid, including the part of a stream that failed midway.
-        self.ledger.settle_later(reservation, outcome.cost)
+        if ctx.reservation is not None:
+            self.ledger.settle_later(ctx.reservation, outcome.cost)

@@ -15,6 +15,7 @@ from meterline.errors import GatewayError
 from meterline.types import ChatRequest, ChatResponse, Principal, Usage
 
 if TYPE_CHECKING:
+    from meterline.accounting.ledger import Reservation
     from meterline.routing.classifier import Classification
 
 __all__ = ["Completion", "Outcome", "RequestContext", "Route", "new_request_id"]
@@ -72,6 +73,7 @@ class RequestContext:
     attempt: int = 1
     experiment: tuple[str, str] | None = None
     success: bool | None = None
+    reservation: Reservation | None = None
     response_headers: dict[str, str] = field(default_factory=dict)
     started: float = field(default_factory=time.perf_counter)
     created_at: float = field(default_factory=time.time)

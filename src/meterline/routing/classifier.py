@@ -1,21 +1,21 @@
 """Heuristic request classification in microseconds: task type, complexity, language, stack, domain.
 
-Runs on every request, so it reads the last user message only — its prose (the first 6 KB and last
-2 KB of it) and the head of each code block — plus cheap features of the rest: lengths, turns,
-tools. No tokenizer: tokens are estimated as characters / 4. The vocabulary is in
-:mod:`meterline.routing.keywords`.
+Runs on every request, so it reads the last user message only — the words of its prose (the first
+6 KB and last 2 KB of it) and of the first and last lines of its first code blocks, its fences and
+line counts — plus cheap features of the rest: lengths, turns, tools. No tokenizer: tokens are
+estimated as characters / 4. The vocabulary is in :mod:`meterline.routing.keywords`.
 
-Task type. Each task keyword adds its weight to its task (2 = asks for it, 1 = hints at it); a
-pasted stack trace adds 3 to ``debug``, any "error"/"exception" 1; explain-style questions ("what
-does", "why does") count only next to code, and ``code_review`` needs code to review. The highest
-score wins, ties in the order debug, code_review, refactor, explain, code_gen. A short question
-(under 300 characters, no code, no trace) is ``simple_qa`` when nothing scores 2, or when it asks
-for a fact ("what is …") or how to do something ("how do I …", unless it is about a failure).
-Anything else is ``other``.
+Task type. Each task keyword adds its weight to its task (3 = names it, 2 = asks for it, 1 = hints
+at it); a pasted stack trace adds 3 to ``debug``, any "error"/"exception" 1; explain-style
+questions ("what does", "why does") count only next to code, and ``code_review`` needs code to
+review. The highest score wins, ties in the order debug, code_review, refactor, explain, code_gen.
+A short question (under 300 characters, no code, no trace) is ``simple_qa`` when nothing scores 2,
+or when it asks for a fact ("what is …") or how to do something ("how do I …", unless it is about
+a failure). Anything else is ``other``.
 
 Complexity, 0–100, from ``tokens`` (all messages, chars / 4), code ``blocks`` and ``lines`` in the
 last user message, ``user_turns``, ``system_tokens``, ``n_tools`` and the distinct ``hard`` /
-``easy`` keywords (keywords.HARD, keywords.EASY)::
+``easy`` keywords read (keywords.HARD, keywords.EASY)::
 
     size     = min(45, 5 * log2(1 + tokens / 20))
     code     = min(20, 3 * blocks + 3 * log2(1 + lines / 5))
@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 from meterline.routing import keywords as kw
@@ -51,8 +51,7 @@ __all__ = ["Classification", "TaskType", "classify", "complexity_band"]
 TaskType = Literal["simple_qa", "code_gen", "code_review", "debug", "refactor", "explain", "other"]
 _TASKS: tuple[TaskType, ...] = ("debug", "code_review", "refactor", "explain", "code_gen")
 _HEAD, _TAIL = 6000, 2000  # prose window
-_CODE_HEAD, _CODE_BLOCKS = 400, 3  # imports sit at the top of a block
-_TRACE_HEAD, _TRACE_TAIL = 1500, 1000
+_CODE_END, _CODE_BLOCKS = 300, 4  # imports sit at the top of a block, errors at the bottom
 _SHORT = 300
 _LANGUAGE_DOMAIN = {"swift": "mobile", "kotlin": "mobile", "dart": "mobile", "sql": "data"}
 
@@ -74,57 +73,15 @@ def complexity_band(complexity: int) -> str:
     return "low" if complexity < 34 else "medium" if complexity < 67 else "high"
 
 
-@dataclass(slots=True)
-class _Scan:
-    scores: dict[str, int] = field(default_factory=dict)
-    hits: dict[str, list[str]] = field(default_factory=dict)
-    hard: set[str] = field(default_factory=set)
-    easy: set[str] = field(default_factory=set)
-    langs: dict[str, int] = field(default_factory=dict)
-    stacks: set[str] = field(default_factory=set)
-    domains: dict[str, int] = field(default_factory=dict)
-    code_ref: bool = False
-
-    def read(self, text: str, *, prose: bool) -> None:
-        """Record the vocabulary in lower-cased ``text``; from code only languages and stacks."""
-        norm = kw.normalize(text)
-        padded = " " + norm
-        for word in kw.WORDS.intersection(norm.split()):
-            if word in kw.VOCAB:
-                self._add(word, prose=prose)
-            for phrase in kw.ANCHORS.get(word, ()):
-                if " " + phrase in padded:
-                    self._add(phrase, prose=prose)
-
-    def _add(self, key: str, *, prose: bool) -> None:
-        word, meanings = kw.VOCAB[key]
-        for kind, value, weight in meanings:
-            if kind == "lang":
-                self.langs[value] = self.langs.get(value, 0) + 1
-            elif kind == "stack":
-                self.stacks.add(value)
-            elif not prose:
-                continue
-            elif kind in ("task", "ask"):
-                key = "ask" if kind == "ask" else value  # questions count for explain next to code
-                self.scores[key] = self.scores.get(key, 0) + weight
-                self.hits.setdefault(value, []).append(word)
-            elif kind in ("hard", "easy"):
-                (self.hard if kind == "hard" else self.easy).add(value)
-            elif kind == "domain":
-                self.domains[value] = self.domains.get(value, 0) + 1
-            else:
-                self.code_ref = True
-
-
 def classify(request: ChatRequest) -> Classification:
     """Classify ``request`` from its last user message and cheap features of the rest."""
-    text = next((m.text for m in reversed(request.messages) if m.role == "user"), "")
-    prompt = _Prompt.parse(text)
-    scan = _Scan()
-    scan.read(prompt.low, prose=True)
-    for head in prompt.heads:
-        scan.read(head, prose=False)
+    text = ""
+    for message in reversed(request.messages):
+        if message.role == "user":
+            text = message.text
+            break
+    prompt = _Prompt(text)
+    scan = prompt.scan
     signals: list[str] = []
     task = _task(scan, prompt, signals)
     stack = _stack(scan, prompt.tags)
@@ -136,46 +93,96 @@ def classify(request: ChatRequest) -> Classification:
     return Classification(task, complexity, language, stack, domain, tuple(signals))
 
 
-@dataclass(slots=True)
+class _Scan:
+    """The vocabulary found in the prompt, tallied by meaning."""
+
+    __slots__ = ("scores", "hits", "hard", "easy", "langs", "stacks", "domains", "syntax", "trace")
+
+    def __init__(self) -> None:
+        self.scores: dict[str, int] = {}
+        self.hits: dict[str, list[str]] = {}
+        self.hard: set[str] = set()
+        self.easy: set[str] = set()
+        self.langs: dict[str, int] = {}
+        self.stacks: set[str] = set()
+        self.domains: dict[str, int] = {}
+        self.syntax = 0
+        self.trace = False
+
+    def read(self, low: str, *, prose: bool) -> None:
+        """Tally the words of lower-cased ``low``; of code only languages, stacks and traces."""
+        norm = " " + kw.normalize(low)
+        for word in kw.WORDS.intersection(norm.split()):
+            if word in kw.VOCAB:
+                self._add(word, prose)
+            for phrase in kw.ANCHORS.get(word, ()):
+                if f" {phrase}" in norm:
+                    self._add(phrase, prose)
+
+    def _add(self, key: str, prose: bool) -> None:
+        word, meanings = kw.VOCAB[key]
+        for kind, value, weight in meanings:
+            if kind == "lang":
+                self.langs[value] = self.langs.get(value, 0) + 1
+            elif kind == "stack":
+                self.stacks.add(value)
+            elif kind == "trace":
+                self.trace = True
+            elif not prose:
+                continue
+            elif kind == "task" or kind == "ask":  # an explain-style question, counted later
+                key = "ask" if kind == "ask" else value
+                self.scores[key] = self.scores.get(key, 0) + weight
+                self.hits.setdefault(value, []).append(word)
+            elif kind == "hard" or kind == "easy":
+                (self.hard if kind == "hard" else self.easy).add(value)
+            elif kind == "domain":
+                self.domains[value] = self.domains.get(value, 0) + 1
+            elif kind == "syntax":
+                self.syntax += 1
+            else:
+                self.scores["ref"] = 1
+
+
 class _Prompt:
-    """The last user message, split into a bounded prose window and fenced code blocks."""
+    """The last user message: a bounded prose window, the fenced code blocks, their words."""
 
-    low: str  # the prose window, lower-cased
-    tags: list[str]  # the fence tags ("python", "" …)
-    bodies: list[str]
-    heads: list[str]  # the first lines of the first few blocks, lower-cased
-    code_lines: int
-    trace: bool
+    __slots__ = ("low", "tags", "blocks", "code", "code_lines", "files", "scan", "trace")
 
-    @classmethod
-    def parse(cls, text: str) -> _Prompt:
+    def __init__(self, text: str) -> None:
         parts = text.split("```")
         prose = "\n".join(parts[0::2])
         if len(prose) > _HEAD + _TAIL:
             prose = prose[:_HEAD] + "\n" + prose[-_TAIL:]
+        self.low = low = prose.lower().replace("\u2019", "'")
         blocks = [p.partition("\n") for p in parts[1::2]]
-        tags = [tag.strip().partition(" ")[0].lower() for tag, _, _ in blocks]
-        bodies = [body for _, _, body in blocks]
-        lines = sum(body.count("\n") for body in bodies)
-        if not bodies:  # code pasted without a fence
-            lines = sum(f"\n{prose}".count(marker) for marker in kw.CODE_LINE_MARKERS)
-            lines = lines if lines >= 2 else 0
-        heads = [body[:_CODE_HEAD].lower() for body in bodies[:_CODE_BLOCKS]]
-        low = prose.lower().replace("\u2019", "'")
-        return cls(low, tags, bodies, heads, lines, _has_trace(low, bodies))
+        self.blocks = len(blocks)
+        self.tags = [tag.strip().partition(" ")[0].lower() for tag, _, _ in blocks]
+        self.code = code = "\n".join(_ends(body) for _, _, body in blocks[:_CODE_BLOCKS]).lower()
+        self.scan = scan = _Scan()
+        scan.read(low, prose=True)
+        scan.read(code, prose=False)
+        self.code_lines = sum(body.count("\n") for _, _, body in blocks)
+        if not blocks and scan.syntax >= 3:  # code pasted without a fence
+            self.code_lines = sum(prose.count(marker) for marker in kw.CODE_LINE_MARKERS)
+        frames = kw.TRACE_FRAMES
+        self.trace = scan.trace or any(m in code or m in low for m in frames)
+        self.trace = self.trace or any(m in low for m in kw.ERROR_LINES)
+        self.files = _files(low)
 
     @property
     def has_code(self) -> bool:
-        return self.code_lines > 0 or bool(self.bodies)
+        return self.code_lines > 0 or self.blocks > 0
 
 
-def _has_trace(low: str, bodies: list[str]) -> bool:
-    texts = [low]
-    for body in bodies[: _CODE_BLOCKS + 1]:
-        if len(body) > _TRACE_HEAD + _TRACE_TAIL:
-            body = body[:_TRACE_HEAD] + "\n" + body[-_TRACE_TAIL:]
-        texts.append(body.lower())
-    return any(marker in text for text in texts for marker in kw.TRACE_MARKERS)
+def _ends(body: str) -> str:
+    return body if len(body) <= 2 * _CODE_END else f"{body[:_CODE_END]}\n{body[-_CODE_END:]}"
+
+
+def _files(low: str) -> list[str]:
+    """Languages of the file names mentioned (``main.rs``, ``app.py``)."""
+    found = kw.EXT_RE.finditer(low)
+    return [kw.EXTENSIONS[m.group(1)] for m in found if m.start() and low[m.start() - 1].isalnum()]
 
 
 def _task(scan: _Scan, prompt: _Prompt, signals: list[str]) -> TaskType:
@@ -186,7 +193,7 @@ def _task(scan: _Scan, prompt: _Prompt, signals: list[str]) -> TaskType:
     if "error" in low or "exception" in low:
         scores["debug"] = scores.get("debug", 0) + 1
         scan.hits.setdefault("debug", []).append("error")
-    if prompt.has_code or scan.code_ref or "`" in low or _files(low):
+    if prompt.has_code or "ref" in scores or "`" in low or prompt.files:
         scores["explain"] = scores.get("explain", 0) + scores.get("ask", 0)
     else:  # nothing to review, and "what does X do" is a plain question
         scores.pop("code_review", None)
@@ -219,24 +226,17 @@ def _language(scan: _Scan, prompt: _Prompt, stack: str | None, signals: list[str
     """The first source that names one: fence tags, file names, words, the stack, syntax."""
     language, source = _top(_votes(kw.FENCE_TAGS.get(t) for t in prompt.tags)), "fence"
     if language is None:
-        language, source = _top(_votes(_files(prompt.low))), "file"
+        language, source = _top(_votes(prompt.files)), "file"
     if language is None:
         language, source = _top(scan.langs), "name"
     if language is None:
         language, source = kw.STACK_LANGUAGE.get(stack or ""), "stack"
     if language is None and prompt.has_code:
-        code = prompt.heads[0] if prompt.heads else prompt.low[:_CODE_HEAD]
-        language = next((lang for cue, lang in kw.SYNTAX if cue in code), None)
-        source = "syntax"
+        code = prompt.code[:_CODE_END] if prompt.blocks else prompt.low[:_CODE_END]
+        language, source = next((lang for cue, lang in kw.SYNTAX if cue in code), None), "syntax"
     if language is not None:
         signals.append(f"language:{language}({source})")
     return language
-
-
-def _files(low: str) -> list[str]:
-    """Languages of the file names mentioned (``main.rs``, ``app.py``)."""
-    found = kw.EXT_RE.finditer(low)
-    return [kw.EXTENSIONS[m.group(1)] for m in found if m.start() and low[m.start() - 1].isalnum()]
 
 
 def _top(votes: dict[str, int]) -> str | None:
@@ -271,7 +271,7 @@ def _complexity(request: ChatRequest, prompt: _Prompt, scan: _Scan, signals: lis
             system += size
         turns += message.role == "user"
     tokens, tools = chars // 4, len(request.tools)
-    blocks, lines = len(prompt.bodies), prompt.code_lines
+    blocks, lines = prompt.blocks, prompt.code_lines
     raw = (
         min(45.0, 5 * math.log2(1 + tokens / 20))
         + min(20.0, 3 * blocks + 3 * math.log2(1 + lines / 5))

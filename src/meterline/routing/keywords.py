@@ -6,8 +6,9 @@ checked with a substring test only when its longest word is present (:data:`ANCH
 carry several meanings (``"sql"`` is a language and a data domain).
 
 A meaning is ``(kind, value, weight)`` where kind is one of ``task``, ``ask`` (an explain-style
-question that only counts next to code), ``hard``, ``easy``, ``lang``, ``stack``, ``domain`` or
-``ref`` (the prompt talks about code).
+question that only counts next to code), ``hard``, ``easy``, ``lang``, ``stack``, ``domain``,
+``trace`` (a pasted stack trace), ``syntax`` (a word only code has) or ``ref`` (the prompt talks
+about code).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ __all__ = [
     "ANCHORS",
     "CODE_LINE_MARKERS",
     "DEFINE_RE",
+    "ERROR_LINES",
     "DOMAINS",
     "EXTENSIONS",
     "EXT_RE",
@@ -30,7 +32,7 @@ __all__ = [
     "STACK_LANGUAGE",
     "SYNTAX",
     "TASKS",
-    "TRACE_MARKERS",
+    "TRACE_FRAMES",
     "VOCAB",
     "WORDS",
     "normalize",
@@ -42,7 +44,7 @@ Meaning = tuple[str, str, int]
 # go to the task listed first. Inflections are matched for free (bug → bugs, crash → crashed).
 TASKS: Mapping[str, Mapping[str, int]] = {
     "debug": {
-        "traceback": 3, "stack trace": 3, "stacktrace": 3, "segfault": 3, "bug": 2, "buggy": 2,
+        "stack trace": 3, "segfault": 2, "uncaught": 1, "unhandled": 1, "bug": 2, "buggy": 2,
         "crash": 2, "broken": 2, "fail": 2, "failing": 2, "doesn't work": 2, "does not work": 2,
         "not working": 2, "isn't working": 2, "won't work": 2, "stopped working": 2, "fix": 2,
         "debug": 2, "throw": 2, "panic": 2, "won't compile": 2, "doesn't compile": 2,
@@ -178,17 +180,24 @@ SYNTAX: tuple[tuple[str, str], ...] = (
     ("puts ", "ruby"),
 )  # fmt: skip
 
-# A pasted stack trace or compiler error (matched lower-cased).
-TRACE_MARKERS = (
-    "traceback (most recent call last)", "exception in thread", "panicked at", "[running]:",
-    "segmentation fault", "core dumped", "npm err!", "\n    at ", "\n\tat ", "error: ",
-    "exception: ", "error[e", "fatal error", "uncaught ",
+# Words of a pasted stack trace, in prose or code; and the frame lines of one (matched as is).
+TRACES = (
+    "traceback", "stacktrace", "panicked", "sigsegv", "segmentation fault", "core dumped",
+    "exception in thread", "most recent call last", "npm err",
 )  # fmt: skip
-# Line endings and indents that mark code pasted without a fence (each hit counts as a line).
-CODE_LINE_MARKERS = (
-    ";\n", "{\n", "}\n", "):\n", "\n    ", "\n\t", "\nimport ", "\nfrom ", "\nexport ", "\ndef ",
-    "\nconst ", "\nfunc ", "\nfn ", "\n#include",
+TRACE_FRAMES = ("\n    at ", "\n\tat ")
+# An error line in prose: "TypeError: …", "error[E0382]: …" (matched lower-cased).
+ERROR_LINES = ("error: ", "exception: ", "error[e")
+# Words only code has; three of them in prose mean code pasted without a fence, and then each
+# line ending or indent below counts as a line of code.
+SYNTAX_WORDS = (
+    "def", "elif", "self", "const", "var", "func", "fn", "impl", "mut", "void", "printf",
+    "println", "console", "nil", "null", "async", "await", "lambda", "#include", "struct",
+    "typedef", "namespace", "std", "kwargs", "args", "len", "str", "bool", "isinstance", "usize",
+    "i32", "u8", "enum", "useeffect", "usestate", "fmt", "err", "return", "import", "export",
+    "props", "div",
 )  # fmt: skip
+CODE_LINE_MARKERS = (";\n", "{\n", "}\n", ":\n", "\n    ", "\n\t")
 EXT_RE = re.compile(r"\.(" + "|".join(sorted(EXTENSIONS, key=len, reverse=True)) + r")\b")
 # Short questions that want a fact, not work: "what is …", "how do I …" (matched at the start).
 DEFINE_RE = re.compile(r"(?:what is|what are|what's|who|when|where|which|define)\b")
@@ -225,6 +234,7 @@ def _vocabulary() -> dict[str, tuple[str, tuple[Meaning, ...]]]:
     for word in EASY:
         add([word], "easy", normalize(word))
     add(CODE_REFS, "ref", "code")
+    add(TRACES, "trace", "trace")
     for domain, words in DOMAINS.items():
         add(words, "domain", domain)
     inflected = {v: w for w in table if " " not in w for v in _inflections(w) if v not in table}
@@ -232,6 +242,7 @@ def _vocabulary() -> dict[str, tuple[str, tuple[Meaning, ...]]]:
         add([word], "lang", language)
     for word, stack in STACKS.items():
         add([word], "stack", stack)
+    add(SYNTAX_WORDS, "syntax", "code")
     vocab = {word: (word, tuple(meanings)) for word, meanings in table.items()}
     vocab.update((v, vocab[w]) for v, w in inflected.items() if v not in vocab)
     return vocab

@@ -8,6 +8,7 @@ __all__ = [
     "AccountingSettings",
     "BudgetEntry",
     "CacheSettings",
+    "FallbackSettings",
     "RateLimit",
     "RoutingSettings",
     "LogSettings",
@@ -148,6 +149,16 @@ class RoutingSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class FallbackSettings:
+    """Fallback chains: on a retryable failure, the same tier on another provider, then one tier
+    up. ``on`` names the failures that move on: rate_limit, server_error, timeout, connection."""
+
+    enabled: bool = True
+    max_attempts: int = 3
+    on: tuple[str, ...] = ("rate_limit", "server_error", "timeout", "connection")
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     database_url: str | None = None
@@ -159,6 +170,7 @@ class Settings:
     accounting: AccountingSettings = field(default_factory=AccountingSettings)
     cache: CacheSettings = field(default_factory=CacheSettings)
     routing: RoutingSettings = field(default_factory=RoutingSettings)
+    fallback: FallbackSettings = field(default_factory=FallbackSettings)
     master_key: str | None = None
 
     def provider(self, name: str) -> ProviderSettings | None:
