@@ -7,7 +7,14 @@ from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 
-from meterline.admin import AdminAPI, BudgetAPI, FeedbackAPI, KeysAPI, RoutingAPI
+from meterline.admin import (
+    AdminAPI,
+    BudgetAPI,
+    ExperimentsAPI,
+    FeedbackAPI,
+    KeysAPI,
+    RoutingAPI,
+)
 from meterline.gateway import Gateway
 from meterline.settings import Settings
 from meterline.surfaces import AnthropicSurface, OpenAISurface
@@ -35,6 +42,7 @@ def create_app(settings: Settings, env: Mapping[str, str] | None = None) -> Star
         *BudgetAPI(gateway).routes(),
         *RoutingAPI(gateway).routes(),
         *FeedbackAPI(gateway).routes(),
+        *ExperimentsAPI(gateway).routes(),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.gateway = gateway

@@ -31,6 +31,7 @@ from meterline.pipeline.limits import RateLimitStage
 from meterline.pipeline.log import RequestLog
 from meterline.pipeline.route import Resolver, RouteStage
 from meterline.providers import ProviderDeps, ProviderRegistry, register_models
+from meterline.routing.experiments import Experiments
 from meterline.routing.explain import explain_route
 from meterline.routing.feedback import FeedbackService
 from meterline.routing.policy import Router
@@ -65,6 +66,7 @@ class Gateway:
         self.router = Router(self.catalog, self.stats, settings.routing)
         self.route_stage: RouteStage | None = None
         self.feedback: FeedbackService | None = None
+        self.experiments: Experiments | None = None
 
     @property
     def database_url(self) -> str:
@@ -95,7 +97,9 @@ class Gateway:
         acc = self.settings.accounting
         resolver = Resolver(self.catalog, self._providers, self.settings.aliases)
         self._limits = RateLimitStage(self._counters, acc)
-        self.route_stage = RouteStage(resolver, self.router, self.stats)
+        self.experiments = Experiments(self._engine)
+        await self.experiments.load()
+        self.route_stage = RouteStage(resolver, self.router, self.stats, self.experiments)
         budget = BudgetStage(self._ledger, self.catalog, self._providers, acc.downgrade_at)
         self.feedback = FeedbackService(self._engine, self._writer, self.stats)
         c = self.settings.cache

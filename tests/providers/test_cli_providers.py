@@ -29,7 +29,15 @@ from meterline.providers.cli import (
     CodexCliProvider,
     GeminiCliProvider,
 )
-from meterline.settings import LogSettings, ModelEntry, ProviderSettings, Settings, TimeoutSettings
+from meterline.settings import (
+    CacheSettings,
+    FallbackSettings,
+    LogSettings,
+    ModelEntry,
+    ProviderSettings,
+    Settings,
+    TimeoutSettings,
+)
 from meterline.types import ChatRequest, Message, TextPart, ToolCallPart, ToolResultPart, Usage
 from meterline.wire import cli_streams as wire
 from tests.fakes.harness import BackgroundLoop, LiveGateway, start_gateway
@@ -356,7 +364,15 @@ def cli_settings(db: str) -> Settings:
         ProviderSettings(name="claude-missing", type="claude-cli", command="claude-not-installed"),
         ProviderSettings(name="codex-path", type="codex-cli", command=str(FAKES / "codex")),
     )
-    return Settings(database_url=db, providers=providers, log=LogSettings(flush_interval=0.05))
+    # No response cache (these tests repeat requests) and no fallback to another provider:
+    # every request here must reach the CLI its model names.
+    return Settings(
+        database_url=db,
+        providers=providers,
+        log=LogSettings(flush_interval=0.05),
+        cache=CacheSettings(enabled=False),
+        fallback=FallbackSettings(enabled=False),
+    )
 
 
 @pytest.fixture(scope="module")

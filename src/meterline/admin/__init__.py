@@ -2,8 +2,9 @@
 
 from meterline.admin.api import AdminAPI
 from meterline.admin.budget import BudgetAPI
+from meterline.admin.experiments import ExperimentsAPI
 from meterline.admin.feedback import FeedbackAPI
 from meterline.admin.keys import KeysAPI
 from meterline.admin.routing import RoutingAPI
 
-__all__ = ["AdminAPI", "BudgetAPI", "FeedbackAPI", "KeysAPI", "RoutingAPI"]
+__all__ = ["AdminAPI", "BudgetAPI", "ExperimentsAPI", "FeedbackAPI", "KeysAPI", "RoutingAPI"]

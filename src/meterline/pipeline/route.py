@@ -15,6 +15,7 @@ from meterline.pipeline.context import Outcome, RequestContext, Route
 from meterline.providers import ProviderRegistry
 from meterline.routing.classifier import complexity_band
 from meterline.routing.evaluator import evaluate
+from meterline.routing.experiments import Experiments
 from meterline.routing.policy import Router
 from meterline.routing.stats import RouteStats
 
@@ -76,13 +77,18 @@ class RouteStage:
     """Resolves explicit names, aliases and ``provider:model``; routes ``auto`` (and aliases
     that point at ``auto`` or ``auto:<tier>``) with the policy; learns from every outcome."""
 
-    def __init__(self, resolver: Resolver, router: Router, stats: RouteStats) -> None:
+    def __init__(self, resolver: Resolver, router: Router, stats: RouteStats,
+                 experiments: Experiments | None = None) -> None:  # fmt: skip
         self.resolver = resolver
         self.router = router
         self.stats = stats
+        self.experiments = experiments
 
     def decide(self, ctx: RequestContext) -> Route:
         requested = ctx.request.model
+        experiment = self._experiment(ctx)
+        if experiment is not None:
+            return experiment
         is_auto, tier = auto_tier(self.resolver.aliases.get(requested, requested))
         if not is_auto:
             return self.resolver.resolve(requested)
@@ -93,6 +99,21 @@ class RouteStage:
         if choice is None:
             raise ModelNotFound("no configured model can serve this request", param="model")
         return Route(choice.model.provider, choice.model, choice.reason)
+
+    def _experiment(self, ctx: RequestContext) -> Route | None:
+        """An A/B experiment on this task type or this requested name picks the arm."""
+        if self.experiments is None:
+            return None
+        c = ctx.classification
+        requested = ctx.request.model
+        is_auto, _ = auto_tier(self.resolver.aliases.get(requested, requested))
+        found = self.experiments.match(c.task_type if c and is_auto else None, requested)
+        if found is None:
+            return None
+        arm, target = self.experiments.assign(found)
+        route = self.resolver.resolve(target)
+        ctx.experiment = (found.id, arm)
+        return Route(route.provider, route.model, f"experiment {found.id}: {arm} arm ({target})")
 
     async def __call__(self, ctx: RequestContext) -> None:
         ctx.route = self.decide(ctx)

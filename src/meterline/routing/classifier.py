@@ -94,25 +94,21 @@ def classify(request: ChatRequest) -> Classification:
 
 
 class _Scan:
-    """The vocabulary found in the prompt, tallied by meaning."""
+    """The vocabulary found in the prompt: per kind of meaning, each value's total weight."""
 
-    __slots__ = ("scores", "hits", "hard", "easy", "langs", "stacks", "domains", "syntax", "trace")
+    __slots__ = ("tallies", "hits")
 
     def __init__(self) -> None:
-        self.scores: dict[str, int] = {}
-        self.hits: dict[str, list[str]] = {}
-        self.hard: set[str] = set()
-        self.easy: set[str] = set()
-        self.langs: dict[str, int] = {}
-        self.stacks: set[str] = set()
-        self.domains: dict[str, int] = {}
-        self.syntax = 0
-        self.trace = False
+        self.tallies: dict[str, dict[str, int]] = {}
+        self.hits: list[tuple[str, str]] = []  # (task, word) for the signals
+
+    def __getitem__(self, kind: str) -> dict[str, int]:
+        return self.tallies.get(kind) or {}
 
     def read(self, low: str, *, prose: bool) -> None:
         """Tally the words of lower-cased ``low``; of code only languages, stacks and traces."""
         norm = " " + kw.normalize(low)
-        for word in kw.WORDS.intersection(norm.split()):
+        for word in (kw.WORDS if prose else kw.CODE_WORDS).intersection(norm.split()):
             if word in kw.VOCAB:
                 self._add(word, prose)
             for phrase in kw.ANCHORS.get(word, ()):
@@ -122,26 +118,11 @@ class _Scan:
     def _add(self, key: str, prose: bool) -> None:
         word, meanings = kw.VOCAB[key]
         for kind, value, weight in meanings:
-            if kind == "lang":
-                self.langs[value] = self.langs.get(value, 0) + 1
-            elif kind == "stack":
-                self.stacks.add(value)
-            elif kind == "trace":
-                self.trace = True
-            elif not prose:
-                continue
-            elif kind == "task" or kind == "ask":  # an explain-style question, counted later
-                key = "ask" if kind == "ask" else value
-                self.scores[key] = self.scores.get(key, 0) + weight
-                self.hits.setdefault(value, []).append(word)
-            elif kind == "hard" or kind == "easy":
-                (self.hard if kind == "hard" else self.easy).add(value)
-            elif kind == "domain":
-                self.domains[value] = self.domains.get(value, 0) + 1
-            elif kind == "syntax":
-                self.syntax += 1
-            else:
-                self.scores["ref"] = 1
+            if prose or kind in kw.CODE_KINDS:
+                tally = self.tallies.setdefault(kind, {})
+                tally[value] = tally.get(value, 0) + weight
+                if kind == "task" or kind == "ask":
+                    self.hits.append((value, word))
 
 
 class _Prompt:
@@ -163,10 +144,10 @@ class _Prompt:
         scan.read(low, prose=True)
         scan.read(code, prose=False)
         self.code_lines = sum(body.count("\n") for _, _, body in blocks)
-        if not blocks and scan.syntax >= 3:  # code pasted without a fence
+        if not blocks and len(scan["syntax"]) >= 3:  # code pasted without a fence
             self.code_lines = sum(prose.count(marker) for marker in kw.CODE_LINE_MARKERS)
         frames = kw.TRACE_FRAMES
-        self.trace = scan.trace or any(m in code or m in low for m in frames)
+        self.trace = "trace" in scan.tallies or any(m in code or m in low for m in frames)
         self.trace = self.trace or any(m in low for m in kw.ERROR_LINES)
         self.files = _files(low)
 
@@ -186,15 +167,15 @@ def _files(low: str) -> list[str]:
 
 
 def _task(scan: _Scan, prompt: _Prompt, signals: list[str]) -> TaskType:
-    scores, low = scan.scores, prompt.low
+    scores, low = dict(scan["task"]), prompt.low
     if prompt.trace:
         scores["debug"] = scores.get("debug", 0) + 3
         signals.append("stack_trace")
     if "error" in low or "exception" in low:
         scores["debug"] = scores.get("debug", 0) + 1
-        scan.hits.setdefault("debug", []).append("error")
-    if prompt.has_code or "ref" in scores or "`" in low or prompt.files:
-        scores["explain"] = scores.get("explain", 0) + scores.get("ask", 0)
+        scan.hits.append(("debug", "error"))
+    if prompt.has_code or "ref" in scan.tallies or "`" in low or prompt.files:
+        scores["explain"] = scores.get("explain", 0) + scan["ask"].get("explain", 0)
     else:  # nothing to review, and "what does X do" is a plain question
         scores.pop("code_review", None)
     best = max(_TASKS, key=lambda t: scores.get(t, 0))
@@ -203,7 +184,8 @@ def _task(scan: _Scan, prompt: _Prompt, signals: list[str]) -> TaskType:
         return "simple_qa"
     if scores.get(best, 0) == 0:
         return "other"
-    signals.extend(f"keyword:{w}" for w in list(dict.fromkeys(scan.hits.get(best, ())))[:3])
+    words = dict.fromkeys(word for task, word in scan.hits if task == best)
+    signals.extend(f"keyword:{word}" for word in list(words)[:3])
     return best
 
 
@@ -218,17 +200,18 @@ def _is_simple_question(low: str, prompt: _Prompt, best: str, best_score: int) -
 
 
 def _stack(scan: _Scan, tags: list[str]) -> str | None:
-    found = scan.stacks.union(kw.FENCE_STACKS[t] for t in tags if t in kw.FENCE_STACKS)
+    found = set(scan["stack"]).union(kw.FENCE_STACKS[t] for t in tags if t in kw.FENCE_STACKS)
     return min(found, key=_STACK_RANK.__getitem__) if found else None
 
 
 def _language(scan: _Scan, prompt: _Prompt, stack: str | None, signals: list[str]) -> str | None:
     """The first source that names one: fence tags, file names, words, the stack, syntax."""
-    language, source = _top(_votes(kw.FENCE_TAGS.get(t) for t in prompt.tags)), "fence"
+    language, source = _top(kw.FENCE_TAGS.get(t) for t in prompt.tags), "fence"
     if language is None:
-        language, source = _top(_votes(prompt.files)), "file"
+        language, source = _top(prompt.files), "file"
     if language is None:
-        language, source = _top(scan.langs), "name"
+        langs = scan["lang"]
+        language, source = max(langs, key=langs.__getitem__) if langs else None, "name"
     if language is None:
         language, source = kw.STACK_LANGUAGE.get(stack or ""), "stack"
     if language is None and prompt.has_code:
@@ -239,20 +222,17 @@ def _language(scan: _Scan, prompt: _Prompt, stack: str | None, signals: list[str
     return language
 
 
-def _top(votes: dict[str, int]) -> str | None:
-    return max(votes, key=votes.__getitem__) if votes else None
-
-
-def _votes(values: Iterable[str | None]) -> dict[str, int]:
+def _top(values: Iterable[str | None]) -> str | None:
+    """The most frequent value, the first of equals."""
     counts: dict[str, int] = {}
     for value in values:
-        if value is not None:
+        if value:
             counts[value] = counts.get(value, 0) + 1
-    return counts
+    return max(counts, key=counts.__getitem__) if counts else None
 
 
 def _domain(scan: _Scan, stack: str | None, language: str | None) -> str | None:
-    votes = dict(scan.domains)
+    votes = dict(scan["domain"])
     if stack:
         implied = kw.STACK_DOMAIN.get(stack, "web")
         votes[implied] = votes.get(implied, 0) + 2
@@ -278,21 +258,24 @@ def _complexity(request: ChatRequest, prompt: _Prompt, scan: _Scan, signals: lis
         + min(10.0, 2.5 * max(0, turns - 1))
         + min(6.0, 1.5 * math.log2(1 + system / 4 / 50))
         + (min(8, 4 + tools) if tools else 0)
-        + 10 * min(len(scan.hard), 4)
-        - 8 * min(len(scan.easy), 2)
+        + 10 * min(len(scan["hard"]), 4)
+        - 8 * min(len(scan["easy"]), 2)
     )
     signals.append(f"tokens:~{tokens}")
-    counts = (("code_blocks", blocks), ("code_lines", lines), ("turns", turns), ("tools", tools))
-    signals.extend(f"{name}:{n}" for name, n in counts if n > (name == "turns"))
-    signals.extend(f"hard:{w}" for w in sorted(scan.hard))
-    signals.extend(f"easy:{w}" for w in sorted(scan.easy))
+    for name, count in (("code_blocks", blocks), ("code_lines", lines), ("tools", tools)):
+        if count:
+            signals.append(f"{name}:{count}")
+    if turns > 1:
+        signals.append(f"turns:{turns}")
+    for kind in ("hard", "easy"):
+        signals.extend(f"{kind}:{word}" for word in sorted(scan[kind]))
     return max(0, min(100, round(raw)))
 
 
 def _chars(message: Message) -> int:
     size = 0
     for part in message.parts:
-        if isinstance(part, TextPart | ThinkingPart):
+        if isinstance(part, (TextPart, ThinkingPart)):
             size += len(part.text)
         elif isinstance(part, ToolCallPart):
             size += len(part.name) + len(part.arguments)

@@ -18,7 +18,9 @@ from collections.abc import Iterable, Mapping
 
 __all__ = [
     "ANCHORS",
+    "CODE_KINDS",
     "CODE_LINE_MARKERS",
+    "CODE_WORDS",
     "DEFINE_RE",
     "ERROR_LINES",
     "DOMAINS",
@@ -242,7 +244,8 @@ def _vocabulary() -> dict[str, tuple[str, tuple[Meaning, ...]]]:
         add([word], "lang", language)
     for word, stack in STACKS.items():
         add([word], "stack", stack)
-    add(SYNTAX_WORDS, "syntax", "code")
+    for word in SYNTAX_WORDS:
+        add([word], "syntax", word)
     vocab = {word: (word, tuple(meanings)) for word, meanings in table.items()}
     vocab.update((v, vocab[w]) for v, w in inflected.items() if v not in vocab)
     return vocab
@@ -252,7 +255,7 @@ def _anchors(phrases: Iterable[str]) -> dict[str, tuple[str, ...]]:
     anchors: dict[str, tuple[str, ...]] = {}
     for phrase in phrases:
         anchor = max(phrase.split(), key=len)
-        for form in (anchor, *_inflections(anchor)):  # "race conditions" holds "race condition"
+        for form in (anchor, anchor + "s"):  # "race conditions" holds "race condition"
             anchors[form] = (*anchors.get(form, ()), phrase)
     return anchors
 
@@ -262,3 +265,14 @@ VOCAB = _vocabulary()
 # A phrase is looked for only when its longest word is among the words of the text.
 ANCHORS = _anchors(p for p in VOCAB if " " in p)
 WORDS = frozenset(w for w in VOCAB if " " not in w) | frozenset(ANCHORS)
+# What code can tell: its language, its stack, a stack trace.
+CODE_KINDS = frozenset({"lang", "stack", "trace"})
+
+
+def _tells_about_code(word: str) -> bool:
+    keys = [word] if word in VOCAB else []
+    meanings = (m for key in (*keys, *ANCHORS.get(word, ())) for m in VOCAB[key][1])
+    return any(kind in CODE_KINDS for kind, _, _ in meanings)
+
+
+CODE_WORDS = frozenset(filter(_tells_about_code, WORDS))
