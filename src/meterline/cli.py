@@ -105,6 +105,28 @@ def _accounts(args: argparse.Namespace) -> int:
     return code
 
 
+def _route(args: argparse.Namespace) -> int:
+    """Classify a prompt and show where ``auto`` (or ``--model``) would send it; no model call."""
+    import json
+
+    from meterline.gateway import Gateway
+    from meterline.types import ChatRequest, Message, TextPart
+
+    settings = _settings(args)
+
+    async def run() -> dict[str, object]:
+        gateway = Gateway(settings)
+        await gateway.start()
+        try:
+            request = ChatRequest(args.model, (Message("user", (TextPart(args.prompt),)),))
+            return gateway.explain(request)
+        finally:
+            await gateway.stop()
+
+    Console().print_json(json.dumps(asyncio.run(run())))
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from meterline.demo import run_demo
 
@@ -134,6 +156,13 @@ def _parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check-config", help="validate a config file")
     check.add_argument("file")
     check.set_defaults(run=_check_config)
+
+    route = sub.add_parser("route", help="show how a prompt would be classified and routed")
+    route.add_argument("prompt")
+    route.add_argument("--model", default="auto")
+    route.add_argument("--config", help="YAML config file")
+    route.add_argument("--database-url", help="overrides METERLINE_DATABASE_URL")
+    route.set_defaults(run=_route)
 
     add_account_commands(sub)
     for name in ("keys", "budget"):

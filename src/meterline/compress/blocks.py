@@ -16,19 +16,19 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Literal
 
 __all__ = ["REF", "Block", "block_id", "canonical", "clean_code", "file_label", "units"]
 
 REF = re.compile(r"\[ref:block:([0-9a-f]{8})\]")
-_OPEN = re.compile(
-    r"^[ \t]*(?P<fence>`{3,}|~{3,})(?P<info>[^\n]*)$"
-    r"|<(?P<tag>file|context|document)\b(?P<attrs>[^<>\n]*)>",
-    re.MULTILINE,
-)
+_TAGS = ("file", "context", "document")
+_MARKERS = ("```", "~~~", *(f"<{tag}" for tag in _TAGS))
+_TAG_OPEN = re.compile(r"<(file|context|document)(?=[\s>/])([^<>\n]*)>")
 _PATH_ATTR = re.compile(r"""\b(?:path|name|file|filename)\s*=\s*["']([^"']+)["']""")
 _PATH_LIKE = re.compile(r"""(?:^|[\s:="'])([\w@+~-]*(?:[./\\][\w@+~-]+)*\.\w+)\b""")
+_TRAILING_WS = re.compile(r"[ \t\r\f\v]+$", re.MULTILINE)
+_BLANKS = (" ", "\t", "\r", "\f", "\v")
+_TRAILERS = tuple(f"{blank}\n" for blank in _BLANKS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,70 +56,104 @@ class Block:
         return self.tag in ("", "file")
 
 
-@lru_cache(maxsize=32)
-def _closing_fence(char: str, length: int) -> re.Pattern[str]:
-    return re.compile(rf"^[ \t]*{re.escape(char)}{{{length},}}[ \t]*$", re.MULTILINE)
+def _line_start(text: str, at: int) -> int:
+    return text.rfind("\n", 0, at) + 1
 
 
-@lru_cache(maxsize=8)
-def _tag_edges(tag: str) -> re.Pattern[str]:
-    return re.compile(rf"<(?P<close>/)?{tag}\b(?P<attrs>[^<>\n]*)>")
+def _line_end(text: str, at: int, end: int) -> int:
+    stop = text.find("\n", at, end)
+    return end if stop < 0 else stop
 
 
-def _fence(text: str, m: re.Match[str], end: int) -> Block | None:
-    fence, info = m.group("fence"), m.group("info")
-    if fence[0] == "`" and "`" in info:
-        return None  # ```inline``` code, not a fence
-    head_end = m.end()
-    body_start = min(head_end + 1, end)
-    close = _closing_fence(fence[0], len(fence)).search(text, body_start, end)
-    if close is None:  # an unclosed fence runs to the end, as in CommonMark
-        return Block(m.start(), end, body_start, end, "", info.strip())
-    return Block(m.start(), close.end(), body_start, close.start(), "", info.strip())
+def _only_blanks(text: str, start: int, stop: int) -> bool:
+    return not text[start:stop].strip(" \t")
 
 
-def _section(text: str, m: re.Match[str], end: int) -> Block | None:
-    tag, attrs = m.group("tag"), m.group("attrs")
-    if attrs.rstrip().endswith("/"):
-        return None  # self-closing
-    depth, pos = 1, m.end()
-    edges = _tag_edges(tag)
+def _closing(text: str, fence: str, start: int, end: int) -> tuple[int, int] | None:
+    """``(line start, line end)`` of the first line closing ``fence`` in ``text[start:end]``."""
+    pos = start
     while True:
-        edge = edges.search(text, pos, end)
-        if edge is None:
+        at = text.find(fence, pos, end)
+        if at < 0:
             return None
-        if edge.group("close"):
-            depth -= 1
-            if depth == 0:
-                break
-        elif not edge.group("attrs").rstrip().endswith("/"):
-            depth += 1
-        pos = edge.end()
+        stop = _line_end(text, at, end)
+        line = _line_start(text, at)
+        if line >= start and _only_blanks(text, line, at):
+            rest = text[at:stop].rstrip(" \t")
+            if rest.strip(fence[0]) == "":
+                return line, stop
+        pos = stop + 1
+
+
+def _fence(text: str, at: int, start: int, end: int) -> Block | None:
+    line = _line_start(text, at)
+    if line < start or not _only_blanks(text, line, at):
+        return None
+    char = text[at]
+    run = at
+    while run < end and text[run] == char:
+        run += 1
+    head_end = _line_end(text, run, end)
+    info = text[run:head_end]
+    if char == "`" and "`" in info:
+        return None  # ```inline``` code, not a fence
+    body_start = min(head_end + 1, end)
+    close = _closing(text, char * (run - at), body_start, end)
+    if close is None:  # an unclosed fence runs to the end, as in CommonMark
+        return Block(line, end, body_start, end, "", info.strip())
+    return Block(line, close[1], body_start, close[0], "", info.strip())
+
+
+def _section(text: str, at: int, end: int) -> Block | None:
+    m = _TAG_OPEN.match(text, at, end)
+    if m is None or m.group(2).rstrip().endswith("/"):
+        return None  # not one of our tags, or self-closing
+    tag, attrs = m.group(1), m.group(2)
+    opener, closer = f"<{tag}", f"</{tag}>"
+    depth, pos = 1, m.end()
+    while True:
+        close = text.find(closer, pos, end)
+        if close < 0:
+            return None
+        inner = text.find(opener, pos, close)
+        while inner >= 0:
+            nested = _TAG_OPEN.match(text, inner, close)
+            if nested and nested.group(1) == tag and not nested.group(2).rstrip().endswith("/"):
+                depth += 1
+            inner = text.find(opener, inner + 1, close)
+        depth -= 1
+        pos = close + len(closer)
+        if depth == 0:
+            break
     body_start = m.end() + 1 if text.startswith("\n", m.end()) else m.end()
-    return Block(m.start(), edge.end(), body_start, edge.start(), tag, attrs.strip())
+    return Block(at, pos, body_start, close, tag, attrs.strip())
 
 
 def _scan(text: str, start: int, end: int) -> list[Block]:
     """Top-level blocks of ``text[start:end]``, in order."""
     found: list[Block] = []
-    pos = start
+    ahead = [text.find(marker, start, end) for marker in _MARKERS]
     while True:
-        m = _OPEN.search(text, pos, end)
-        if m is None:
+        live = [at for at in ahead if at >= 0]
+        if not live:
             return found
-        block = _fence(text, m, end) if m.group("fence") else _section(text, m, end)
-        if block is None:
-            pos = m.end()
-            continue
-        found.append(block)
-        pos = max(block.end, m.end())
+        at = min(live)
+        kind = ahead.index(at)
+        block = _fence(text, at, start, end) if kind < 2 else _section(text, at, end)
+        pos = at + 1 if block is None else block.end
+        if block is not None:
+            found.append(block)
+        ahead = [
+            text.find(marker, pos, end) if 0 <= seen < pos else seen
+            for marker, seen in zip(_MARKERS, ahead, strict=True)
+        ]
 
 
 def _collect(text: str, start: int, end: int, out: list[Block]) -> None:
     for block in _scan(text, start, end):
         if block.tag in ("context", "document") and (
             _scan(text, block.body_start, block.body_end)
-            or REF.search(text, block.body_start, block.body_end)
+            or text.find("[ref:block:", block.body_start, block.body_end) >= 0
         ):
             _collect(text, block.body_start, block.body_end, out)
         else:
@@ -128,20 +162,22 @@ def _collect(text: str, start: int, end: int, out: list[Block]) -> None:
 
 def units(text: str) -> list[Block]:
     """The units of ``text`` (see the module docstring), in order."""
-    if "```" not in text and "~~~" not in text and "<" not in text:
-        return []
     out: list[Block] = []
     _collect(text, 0, len(text), out)
     return out
 
 
 def clean_code(body: str) -> str:
-    """Drop blank lines and trailing whitespace; indentation and line order stay as they are."""
-    if not body:
-        return body
-    newline = body.endswith("\n")
-    kept = [line.rstrip() for line in body.split("\n") if line.strip()]
-    return "\n".join(kept) + ("\n" if newline and kept else "")
+    """Drop blank lines and trailing whitespace; indentation and line order stay as they are.
+
+    Written with ``str`` methods (a regex only when a line has trailing whitespace): it runs over
+    every code block of every request, and is idempotent, which block ids rely on.
+    """
+    if body.endswith(_BLANKS) or any(trailer in body for trailer in _TRAILERS):
+        body = _TRAILING_WS.sub("", body)
+    while "\n\n" in body:
+        body = body.replace("\n\n", "\n")
+    return body[1:] if body.startswith("\n") else body
 
 
 def canonical(text: str, block: Block) -> str:

@@ -32,7 +32,7 @@ class Resolver:
 
     def resolve(self, requested: str) -> Route:
         target = self.aliases.get(requested, requested)
-        reason = f"alias {requested} → {target}" if target != requested else ""
+        reason = f"alias {requested} -> {target}" if target != requested else ""
         route = self._explicit(target) or self._bare(target)
         if route is None:
             raise ModelNotFound(self._not_found(target), param="model")

@@ -97,5 +97,5 @@ class Router:
             if tier_models:
                 pick = tier_models[0]
                 return Choice(pick, f"{_name(pick)}: no proven model for {task}/{band} yet; "
-                                    f"{band} complexity → cheapest {pick.tier}")  # fmt: skip
+                                    f"{band} complexity -> cheapest {pick.tier}")  # fmt: skip
         return Choice(usable[0], f"{_name(usable[0])}: cheapest available")
