@@ -53,6 +53,7 @@ _TASKS: tuple[TaskType, ...] = ("debug", "code_review", "refactor", "explain", "
 _HEAD, _TAIL = 6000, 2000  # prose window
 _CODE_END, _CODE_BLOCKS = 300, 4  # imports sit at the top of a block, errors at the bottom
 _SHORT = 300
+_TECHNICAL = frozenset({"ref", "lang", "stack", "domain", "syntax", "trace"})  # words about code
 _LANGUAGE_DOMAIN = {"swift": "mobile", "kotlin": "mobile", "dart": "mobile", "sql": "data"}
 
 
@@ -174,8 +175,9 @@ def _task(scan: _Scan, prompt: _Prompt, signals: list[str]) -> TaskType:
     if "error" in low or "exception" in low:
         scores["debug"] = scores.get("debug", 0) + 1
         scan.hits.append(("debug", "error"))
-    if prompt.has_code or "ref" in scan.tallies or "`" in low or prompt.files:
-        scores["explain"] = scores.get("explain", 0) + scan["ask"].get("explain", 0)
+    if prompt.has_code or prompt.files or "`" in low or not _TECHNICAL.isdisjoint(scan.tallies):
+        for ask, weight in scan["ask"].items():
+            scores[ask] = scores.get(ask, 0) + weight
     else:  # nothing to review, and "what does X do" is a plain question
         scores.pop("code_review", None)
     best = max(_TASKS, key=lambda t: scores.get(t, 0))

@@ -62,25 +62,36 @@ TASKS: Mapping[str, Mapping[str, int]] = {
         "revisa": 2, "überprüfe": 2,
     },
     "refactor": {
-        "refactor": 2, "clean up": 2, "cleanup": 2, "simplify": 2, "rename": 2, "extract": 2,
-        "restructure": 2, "reorganize": 2, "modernize": 2, "deduplicate": 2, "more readable": 2,
-        "more idiomatic": 2, "split this": 1, "tidy": 1, "speed up": 1, "make it faster": 1,
-        "refactoriza": 2, "umgestalten": 2,
+        "refactor": 2, "restructure": 2, "reorganize": 2, "modernize": 2, "deduplicate": 2,
+        "more readable": 2, "more idiomatic": 2, "refactoriza": 2, "umgestalten": 2,
     },
     "explain": {
         "explain": 2, "explanation": 2, "walk me through": 2, "help me understand": 2,
         "meaning of": 1, "describe": 1, "eli5": 2, "explica": 2, "explique": 2, "erkläre": 2,
     },
     "code_gen": {
-        "write": 2, "implement": 2, "create": 2, "generate": 2, "build": 1, "scaffold": 2,
-        "add a feature": 2, "add support for": 2, "add": 1, "convert": 2, "code for": 2,
-        "a function that": 2, "a script that": 2, "a class that": 2, "escribe": 2, "schreibe": 2,
-        "écris": 2, "genera": 2, "crea": 2,
+        "implement": 2, "scaffold": 2, "add a feature": 2, "add support for": 2, "code for": 2,
+        "a function that": 2, "a script that": 2, "a class that": 2,
     },
 }  # fmt: skip
 
-# Explain-style questions: they count for "explain" only when the prompt holds code.
-ASKS = ("what does", "how does", "why does", "what is this", "how do these", "what happens")
+# Words that count for a task only when the prompt is about code (holds code, names a file, a
+# language, a framework or a technical term): otherwise "what does …" is a plain question,
+# "write" may be a poem and "simplify" a sentence.
+ASKS: Mapping[str, Mapping[str, int]] = {
+    "explain": {
+        "what does": 1, "how does": 1, "why does": 1, "what is this": 1, "how do these": 1,
+        "what happens": 1,
+    },
+    "refactor": {
+        "clean up": 2, "cleanup": 2, "simplify": 2, "rename": 2, "extract": 2, "split this": 1,
+        "tidy": 1, "speed up": 1, "make it faster": 1,
+    },
+    "code_gen": {
+        "write": 2, "create": 2, "generate": 2, "build": 1, "add": 1, "convert": 2,
+        "escribe": 2, "schreibe": 2, "écris": 2, "genera": 2, "crea": 2,
+    },
+}  # fmt: skip
 
 HARD = (
     "architecture", "distributed", "concurrency", "concurrent", "race condition", "optimize",
@@ -91,7 +102,8 @@ EASY = ("simple", "quick", "quickly", "one-liner", "typo", "trivial", "briefly",
 
 CODE_REFS = (
     "code", "snippet", "function", "method", "class", "script", "module", "pr", "pull request",
-    "diff", "patch", "implementation", "query", "regex",
+    "diff", "patch", "implementation", "query", "regex", "variable", "unit test", "api", "cli",
+    "endpoint", "component", "library", "test suite",
 )  # fmt: skip
 
 LANGUAGES: Mapping[str, str] = {
@@ -223,29 +235,22 @@ def _inflections(word: str) -> tuple[str, ...]:
 def _vocabulary() -> dict[str, tuple[str, tuple[Meaning, ...]]]:
     table: dict[str, list[Meaning]] = {}
 
-    def add(words: Iterable[str], kind: str, value: str, weight: int = 1) -> None:
-        for word in words:
+    def add(kind: str, entries: Iterable[tuple[str, str, int]]) -> None:
+        for word, value, weight in entries:
             table.setdefault(normalize(word), []).append((kind, value, weight))
 
-    for task, weights in TASKS.items():
-        for word, weight in weights.items():
-            add([word], "task", task, weight)
-    add(ASKS, "ask", "explain")
-    for word in HARD:
-        add([word], "hard", normalize(word))
-    for word in EASY:
-        add([word], "easy", normalize(word))
-    add(CODE_REFS, "ref", "code")
-    add(TRACES, "trace", "trace")
-    for domain, words in DOMAINS.items():
-        add(words, "domain", domain)
+    for kind, weighted in (("task", TASKS), ("ask", ASKS)):
+        add(kind, ((w, task, n) for task, words in weighted.items() for w, n in words.items()))
+    add("hard", ((w, normalize(w), 1) for w in HARD))
+    add("easy", ((w, normalize(w), 1) for w in EASY))
+    add("ref", ((w, "code", 1) for w in CODE_REFS))
+    add("trace", ((w, "trace", 1) for w in TRACES))
+    add("domain", ((w, domain, 1) for domain, words in DOMAINS.items() for w in words))
     inflected = {v: w for w in table if " " not in w for v in _inflections(w) if v not in table}
-    for word, language in LANGUAGES.items():
-        add([word], "lang", language)
-    for word, stack in STACKS.items():
-        add([word], "stack", stack)
-    for word in SYNTAX_WORDS:
-        add([word], "syntax", word)
+    # Names and code words are not inflected: "reacted" is no framework.
+    add("lang", ((w, language, 1) for w, language in LANGUAGES.items()))
+    add("stack", ((w, stack, 1) for w, stack in STACKS.items()))
+    add("syntax", ((w, w, 1) for w in SYNTAX_WORDS))
     vocab = {word: (word, tuple(meanings)) for word, meanings in table.items()}
     vocab.update((v, vocab[w]) for v, w in inflected.items() if v not in vocab)
     return vocab
