@@ -18,6 +18,7 @@ from meterline.providers.base import ProviderDeps
 from meterline.providers.http import HttpClient, UpstreamCall
 from meterline.settings import ProviderSettings, RetrySettings
 from meterline.types import ChatChunk, ChatRequest, ChatResponse
+from meterline.wire.anthropic_cache import add_cache_breakpoints
 from meterline.wire.anthropic_request import encode_request
 from meterline.wire.anthropic_response import StreamDecoder, decode_error, decode_response
 from meterline.wire.sse import SSEDecoder, SSEEvent
@@ -116,6 +117,8 @@ class AnthropicProvider:
         """The ``/v1/messages`` body for ``request``."""
         body = encode_request(request, passthrough=False)
         body.update(anthropic_extra(request.extra))
+        if self.settings.auto_cache:
+            body = add_cache_breakpoints(body)
         if self.headers["anthropic-version"] >= _SAMPLING_REMOVED:
             for name in _SAMPLING:  # these would be rejected, even at their default values
                 body.pop(name, None)

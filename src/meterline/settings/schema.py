@@ -68,6 +68,7 @@ class ProviderSettings:
     enabled: bool = True
     command: str | None = None
     max_concurrency: int = 4
+    auto_cache: bool = False  # anthropic: add prompt-cache breakpoints to long prefixes
     retry: RetrySettings | None = None
     timeout: TimeoutSettings | None = None
 
