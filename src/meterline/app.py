@@ -19,7 +19,7 @@ from meterline.gateway import Gateway
 from meterline.settings import Settings
 from meterline.surfaces import AnthropicSurface, OpenAISurface
 
-__all__ = ["create_app"]
+__all__ = ["app_from_env", "create_app"]
 
 
 def create_app(settings: Settings, env: Mapping[str, str] | None = None) -> Starlette:
@@ -47,3 +47,13 @@ def create_app(settings: Settings, env: Mapping[str, str] | None = None) -> Star
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.gateway = gateway
     return app
+
+
+def app_from_env() -> Starlette:
+    """The factory ``meterline serve --workers N`` hands to each worker process: settings come
+    from ``METERLINE_CONFIG`` (a file) and the usual environment variables."""
+    import os
+
+    from meterline.settings import load_settings
+
+    return create_app(load_settings(os.environ.get("METERLINE_CONFIG") or None))

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import ipaddress
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -51,6 +52,8 @@ def _serve(args: argparse.Namespace) -> int:
         )
         return 2
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    if args.workers > 1:
+        return _serve_workers(args, settings, host, port)
     uvicorn.run(
         create_app(settings),
         host=host,
@@ -58,6 +61,35 @@ def _serve(args: argparse.Namespace) -> int:
         log_level=args.log_level,
         access_log=args.access_log,
         lifespan="on",
+    )
+    return 0
+
+
+def _serve_workers(args: argparse.Namespace, settings: Settings, host: str, port: int) -> int:
+    """Several worker processes: only with counters they all share (Redis), since in-memory
+    counters would let each worker spend the whole budget and rate limit on its own."""
+    import uvicorn
+
+    if not settings.accounting.redis_url:
+        print(  # noqa: T201
+            "refusing to start several workers without METERLINE_REDIS_URL: budgets and rate "
+            "limits are counted in memory, per process, and N workers would each allow the full "
+            "amount. Set a Redis URL, or run one worker.",
+            file=sys.stderr,
+        )
+        return 2
+    if args.config:
+        os.environ["METERLINE_CONFIG"] = args.config
+    if settings.database_url:
+        os.environ["METERLINE_DATABASE_URL"] = settings.database_url
+    uvicorn.run(
+        "meterline.app:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=args.workers,
+        log_level=args.log_level,
+        access_log=args.access_log,
     )
     return 0
 
@@ -145,6 +177,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--database-url", help="overrides METERLINE_DATABASE_URL")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     serve.add_argument("--access-log", action="store_true", help="log every HTTP request line")
+    serve.add_argument("--workers", type=int, default=1, help="worker processes (needs Redis)")
     serve.set_defaults(run=_serve)
 
     stats = sub.add_parser("stats", help="usage by provider and model, from the request log")
