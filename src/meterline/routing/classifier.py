@@ -1,9 +1,9 @@
 """Heuristic request classification in microseconds: task type, complexity, language, stack, domain.
 
 Runs on every request, so it reads the last user message only — the words of its prose (the first
-6 KB and last 2 KB of it) and of the first and last lines of its first code blocks, its fences and
-line counts — plus cheap features of the rest: lengths, turns, tools. No tokenizer: tokens are
-estimated as characters / 4. The vocabulary is in :mod:`meterline.routing.keywords`.
+6 KB and last 2 KB of it) and of both ends (240 characters each) of its first four code blocks, its
+fence tags and line counts — plus cheap features of the rest: lengths, turns, tools. No tokenizer:
+tokens are estimated as characters / 4. The vocabulary is in :mod:`meterline.routing.keywords`.
 
 Task type. Each task keyword adds its weight to its task (3 = names it, 2 = asks for it, 1 = hints
 at it); a pasted stack trace adds 3 to ``debug``, any "error"/"exception" 1; explain-style
@@ -51,10 +51,12 @@ __all__ = ["Classification", "TaskType", "classify", "complexity_band"]
 TaskType = Literal["simple_qa", "code_gen", "code_review", "debug", "refactor", "explain", "other"]
 _TASKS: tuple[TaskType, ...] = ("debug", "code_review", "refactor", "explain", "code_gen")
 _HEAD, _TAIL = 6000, 2000  # prose window
-_CODE_END, _CODE_BLOCKS = 300, 4  # imports sit at the top of a block, errors at the bottom
+_CODE_END, _CODE_BLOCKS = 240, 4  # imports sit at the top of a block, errors at the bottom
 _SHORT = 300
 _TECHNICAL = frozenset({"ref", "lang", "stack", "domain", "syntax", "trace"})  # words about code
 _LANGUAGE_DOMAIN = {"swift": "mobile", "kotlin": "mobile", "dart": "mobile", "sql": "data"}
+_STACK_RANK = {stack: rank for rank, stack in enumerate(dict.fromkeys(kw.STACKS.values()))}
+_DOMAIN_RANK = {domain: rank for rank, domain in enumerate(kw.DOMAINS)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,12 +78,7 @@ def complexity_band(complexity: int) -> str:
 
 def classify(request: ChatRequest) -> Classification:
     """Classify ``request`` from its last user message and cheap features of the rest."""
-    text = ""
-    for message in reversed(request.messages):
-        if message.role == "user":
-            text = message.text
-            break
-    prompt = _Prompt(text)
+    prompt = _Prompt(next((m.text for m in reversed(request.messages) if m.role == "user"), ""))
     scan = prompt.scan
     signals: list[str] = []
     task = _task(scan, prompt, signals)
@@ -108,11 +105,11 @@ class _Scan:
 
     def read(self, low: str, *, prose: bool) -> None:
         """Tally the words of lower-cased ``low``; of code only languages, stacks and traces."""
-        norm = " " + kw.normalize(low)
+        norm, vocab, anchors = " " + kw.normalize(low), kw.VOCAB, kw.ANCHORS
         for word in (kw.WORDS if prose else kw.CODE_WORDS).intersection(norm.split()):
-            if word in kw.VOCAB:
+            if word in vocab:
                 self._add(word, prose)
-            for phrase in kw.ANCHORS.get(word, ()):
+            for phrase in anchors.get(word, ()):
                 if f" {phrase}" in norm:
                     self._add(phrase, prose)
 
@@ -147,9 +144,8 @@ class _Prompt:
         self.code_lines = sum(body.count("\n") for _, _, body in blocks)
         if not blocks and len(scan["syntax"]) >= 3:  # code pasted without a fence
             self.code_lines = sum(prose.count(marker) for marker in kw.CODE_LINE_MARKERS)
-        frames = kw.TRACE_FRAMES
-        self.trace = "trace" in scan.tallies or any(m in code or m in low for m in frames)
-        self.trace = self.trace or any(m in low for m in kw.ERROR_LINES)
+        self.trace = "trace" in scan.tallies or any(m in code for m in kw.TRACE_FRAMES)
+        self.trace = self.trace or any(m in low for m in kw.TRACE_FRAMES + kw.ERROR_LINES)
         self.files = _files(low)
 
     @property
@@ -270,21 +266,16 @@ def _complexity(request: ChatRequest, prompt: _Prompt, scan: _Scan, signals: lis
     if turns > 1:
         signals.append(f"turns:{turns}")
     for kind in ("hard", "easy"):
-        signals.extend(f"{kind}:{word}" for word in sorted(scan[kind]))
+        if kind in scan.tallies:
+            signals.extend(f"{kind}:{word}" for word in sorted(scan.tallies[kind]))
     return max(0, min(100, round(raw)))
 
 
 def _chars(message: Message) -> int:
     size = 0
     for part in message.parts:
-        if isinstance(part, (TextPart, ThinkingPart)):
+        if isinstance(part, (TextPart, ThinkingPart, ToolResultPart)):
             size += len(part.text)
         elif isinstance(part, ToolCallPart):
             size += len(part.name) + len(part.arguments)
-        elif isinstance(part, ToolResultPart):
-            size += len(part.text)
     return size
-
-
-_STACK_RANK = {stack: rank for rank, stack in enumerate(dict.fromkeys(kw.STACKS.values()))}
-_DOMAIN_RANK = {domain: rank for rank, domain in enumerate(kw.DOMAINS)}

@@ -5,8 +5,8 @@ text (lower case, punctuation → spaces) once and intersects it with :data:`WOR
 checked with a substring test only when its longest word is present (:data:`ANCHORS`). A word may
 carry several meanings (``"sql"`` is a language and a data domain).
 
-A meaning is ``(kind, value, weight)`` where kind is one of ``task``, ``ask`` (an explain-style
-question that only counts next to code), ``hard``, ``easy``, ``lang``, ``stack``, ``domain``,
+A meaning is ``(kind, value, weight)`` where kind is one of ``task``, ``ask`` (a task word that
+counts only when the prompt is about code), ``hard``, ``easy``, ``lang``, ``stack``, ``domain``,
 ``trace`` (a pasted stack trace), ``syntax`` (a word only code has) or ``ref`` (the prompt talks
 about code).
 """
@@ -18,22 +18,30 @@ from collections.abc import Iterable, Mapping
 
 __all__ = [
     "ANCHORS",
+    "ASKS",
     "CODE_KINDS",
     "CODE_LINE_MARKERS",
+    "CODE_REFS",
     "CODE_WORDS",
     "DEFINE_RE",
-    "ERROR_LINES",
     "DOMAINS",
+    "DOMAIN_WEIGHTS",
+    "EASY",
+    "ERROR_LINES",
     "EXTENSIONS",
     "EXT_RE",
     "FENCE_STACKS",
     "FENCE_TAGS",
+    "HARD",
     "HOWTO_RE",
+    "LANGUAGES",
     "STACKS",
     "STACK_DOMAIN",
     "STACK_LANGUAGE",
     "SYNTAX",
+    "SYNTAX_WORDS",
     "TASKS",
+    "TRACES",
     "TRACE_FRAMES",
     "VOCAB",
     "WORDS",
@@ -52,26 +60,31 @@ TASKS: Mapping[str, Mapping[str, int]] = {
         "debug": 2, "throw": 2, "panic": 2, "won't compile": 2, "doesn't compile": 2,
         "not rendering": 2, "doesn't render": 2, "infinite loop": 2, "memory leak": 2, "hang": 1,
         "deadlock": 1, "wrong": 1, "unexpected": 1, "warning": 1, "fehler": 2, "erreur": 2,
-        "why doesn't": 2, "why isn't": 2, "why won't": 2, "no funciona": 2, "ne marche pas": 2,
-        "funktioniert nicht": 2,
+        "why doesn't": 2, "why isn't": 2, "why won't": 2, "blank page": 2, "blank screen": 2,
+        "works locally": 2, "locally it works": 2, "but got": 2, "expected": 1, "instead of": 1,
+        "exit code": 1, "why am i getting": 2, "oom": 2, "killed": 1, "keeps": 1,
+        "no funciona": 2, "ne marche pas": 2, "funktioniert nicht": 2,
     },
     "code_review": {
         "review": 3, "code review": 3, "look over": 3, "any issues with": 2, "critique": 2,
-        "anything wrong with": 2, "is this code": 2, "is this correct": 2, "is this idiomatic": 2,
-        "feedback on": 2, "audit": 2, "code smell": 2, "lgtm": 2, "best practices": 1,
-        "revisa": 2, "überprüfe": 2,
+        "any problems with": 2, "anything wrong with": 2, "could go wrong": 2, "approve": 2,
+        "is this code": 2, "is this correct": 2, "is this idiomatic": 2, "is this a good": 2,
+        "is this the right way": 2, "feedback on": 2, "audit": 2, "code smell": 2, "lgtm": 2,
+        "best practices": 1, "revisa": 2, "überprüfe": 2,
     },
     "refactor": {
         "refactor": 2, "restructure": 2, "reorganize": 2, "modernize": 2, "deduplicate": 2,
-        "more readable": 2, "more idiomatic": 2, "refactoriza": 2, "umgestalten": 2,
+        "more readable": 2, "more idiomatic": 2, "more pythonic": 2, "more efficient": 2,
+        "more concise": 2, "cleaner": 2, "refactoriza": 2, "umgestalten": 2,
     },
     "explain": {
         "explain": 2, "explanation": 2, "walk me through": 2, "help me understand": 2,
         "meaning of": 1, "describe": 1, "eli5": 2, "explica": 2, "explique": 2, "erkläre": 2,
     },
     "code_gen": {
-        "implement": 2, "scaffold": 2, "add a feature": 2, "add support for": 2, "code for": 2,
-        "a function that": 2, "a script that": 2, "a class that": 2,
+        "implement": 3, "scaffold": 2, "add a feature": 2, "add support for": 2, "code for": 2,
+        "function that": 2, "script that": 2, "class that": 2, "program that": 2, "tool that": 2,
+        "component that": 2, "endpoint that": 2, "query that": 2,
     },
 }  # fmt: skip
 
@@ -84,12 +97,14 @@ ASKS: Mapping[str, Mapping[str, int]] = {
         "what happens": 1,
     },
     "refactor": {
-        "clean up": 2, "cleanup": 2, "simplify": 2, "rename": 2, "extract": 2, "split this": 1,
-        "tidy": 1, "speed up": 1, "make it faster": 1,
+        "clean up": 2, "clean it up": 2, "clean this up": 2, "cleanup": 2, "simplify": 2,
+        "rename": 2, "extract": 2, "rewrite": 2, "split this": 2, "tidy": 1, "improve": 1,
+        "speed up": 1, "make it faster": 1, "dry": 2,
     },
     "code_gen": {
-        "write": 2, "create": 2, "generate": 2, "build": 1, "add": 1, "convert": 2,
-        "escribe": 2, "schreibe": 2, "écris": 2, "genera": 2, "crea": 2,
+        "write": 3, "create": 3, "generate": 3, "build": 1, "add": 1, "convert": 2, "make a": 2,
+        "make me a": 2, "give me a": 2, "escribe": 2, "schreibe": 2, "écris": 2, "genera": 2,
+        "crea": 2,
     },
 }  # fmt: skip
 
@@ -116,7 +131,7 @@ LANGUAGES: Mapping[str, str] = {
     "nodejs": "javascript",
 }  # fmt: skip
 
-# Frameworks and tools, most specific first (the first of equally frequent ones wins).
+# Frameworks and tools, most specific first: of several named, the first listed wins.
 STACKS: Mapping[str, str] = {
     "next.js": "nextjs", "nextjs": "nextjs", "nestjs": "nestjs", "django": "django",
     "fastapi": "fastapi", "flask": "flask", "spring boot": "spring", "springframework": "spring",
@@ -143,14 +158,17 @@ STACK_DOMAIN: Mapping[str, str] = {
     "swiftui": "mobile",
 }  # fmt: skip
 
-# Domain words; ties go to the first domain listed here.
+# Domain words; ties go to the first domain listed here. A security word outweighs the incidental
+# data or web words around it ("SQL injection in my query").
+DOMAIN_WEIGHTS: Mapping[str, int] = {"security": 3}
 DOMAINS: Mapping[str, tuple[str, ...]] = {
     "security": ("xss", "csrf", "sql injection", "vulnerability", "vulnerabilities", "exploit",
                  "cve", "owasp", "encryption", "oauth", "jwt", "authentication", "secrets"),
     "ml": ("machine learning", "neural network", "training", "embeddings", "fine-tune",
            "transformer", "llm", "gradient", "inference", "classifier"),
     "infra": ("deploy", "deployment", "ci/cd", "pipeline", "aws", "gcp", "azure", "nginx",
-              "ansible", "load balancer", "devops", "container"),
+              "ansible", "load balancer", "devops", "container", "github actions", "gitlab ci",
+              "ci"),
     "data": ("dataframe", "etl", "sql", "query", "database", "spark", "csv", "warehouse",
              "analytics", "schema"),
     "mobile": ("android", "ios", "iphone", "mobile app", "xcode"),
@@ -245,7 +263,8 @@ def _vocabulary() -> dict[str, tuple[str, tuple[Meaning, ...]]]:
     add("easy", ((w, normalize(w), 1) for w in EASY))
     add("ref", ((w, "code", 1) for w in CODE_REFS))
     add("trace", ((w, "trace", 1) for w in TRACES))
-    add("domain", ((w, domain, 1) for domain, words in DOMAINS.items() for w in words))
+    for domain, words in DOMAINS.items():
+        add("domain", ((w, domain, DOMAIN_WEIGHTS.get(domain, 1)) for w in words))
     inflected = {v: w for w in table if " " not in w for v in _inflections(w) if v not in table}
     # Names and code words are not inflected: "reacted" is no framework.
     add("lang", ((w, language, 1) for w, language in LANGUAGES.items()))
