@@ -177,26 +177,33 @@ def agent_reads() -> Workload:
     return Workload("agent-reads", "tool loop re-reading 3 files (6 reads)", requests)
 
 
-LONG_FILES = (
-    "heapq", "csv", "pprint", "calendar", "tokenize", "contextlib", "string",
-    "glob", "fnmatch", "graphlib", "shlex", TW, DEC, ENC,
-)  # fmt: skip
-
-
 def long_session() -> Workload:
-    """A long session hopping across files: large enough for the trimmer."""
-    turns = []
-    for k, module in enumerate(LONG_FILES):
-        previous = LONG_FILES[k - 1] if k else module
-        topic = next(
-            f"{module}.{n}"
-            for n, obj in vars(resolve(module)).items()
-            if (inspect.isfunction(obj) or inspect.isclass(obj))
-            and not n.startswith("_")
-            and getattr(obj, "__module__", "") == module
+    """A long session editing four files: every turn re-sends a new version of one of them."""
+    modules = ("textwrap", "shlex", "json.encoder", "json.decoder")
+    history = [Message("system", (TextPart(SYSTEM),))]
+    versions = {m: source(m) for m in modules}
+    requests = []
+    for turn in range(20):
+        module = modules[turn % len(modules)]
+        versions[module] = versions[module].replace(
+            "\n\n", f"\n\n# turn {turn}: reviewed with the assistant\n", 1
         )
-        turns.append(Turn(tuple(dict.fromkeys((module, previous))), topic, f"Explain {topic}."))
-    return ide_session("long-session", turns, "tag", "14 turns over 14 files (trim range)")
+        functions = _functions(module)
+        topic = f"{module}.{functions[turn // len(modules) % len(functions)]}"
+        question = f"I changed {path_of(module)}. Explain {topic}."
+        text = f"{wrap(module, versions[module], 'tag')}\n\n{question}"
+        history.append(Message("user", (TextPart(text),)))
+        requests.append(ChatRequest(MODEL, tuple(history)))
+        history.append(Message("assistant", (TextPart(answer(topic)),)))
+    return Workload("long-session", "20 turns editing 4 files (trim range)", requests)
+
+
+def _functions(module: str) -> list[str]:
+    return [
+        name
+        for name, obj in vars(resolve(module)).items()
+        if inspect.isfunction(obj) and not name.startswith("_") and obj.__module__ == module
+    ]
 
 
 def all_workloads() -> list[Workload]:

@@ -26,6 +26,7 @@ from meterline.pipeline.auth import AuthStage
 from meterline.pipeline.budget import BudgetStage
 from meterline.pipeline.classify import ClassifyStage
 from meterline.pipeline.commands import CommandStage
+from meterline.pipeline.compress import CompressStage
 from meterline.pipeline.dispatch import Dispatch
 from meterline.pipeline.limits import RateLimitStage
 from meterline.pipeline.log import RequestLog
@@ -116,6 +117,7 @@ class Gateway:
                 ClassifyStage(),
                 self.route_stage,
                 self.cache,
+                CompressStage(self.settings.compression),
                 budget,
                 Dispatch(
                     self._providers, self.catalog, budget, self._writer, self.settings.fallback

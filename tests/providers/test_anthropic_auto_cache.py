@@ -10,7 +10,13 @@ import httpx
 import openai
 
 from meterline.catalog import Catalog, cost, to_usd
-from meterline.settings import CacheSettings, LogSettings, ProviderSettings, Settings
+from meterline.settings import (
+    CacheSettings,
+    CompressionConfig,
+    LogSettings,
+    ProviderSettings,
+    Settings,
+)
 from meterline.sim import ANTHROPIC_MODELS, AnthropicSim, SimSettings
 from meterline.types import Usage
 from tests.fakes.harness import BackgroundLoop, start_gateway
@@ -24,7 +30,7 @@ def test_auto_cache_breakpoints_are_added_and_priced(bg: BackgroundLoop, tmp_pat
     provider = ProviderSettings(name="anthropic", type="anthropic", base_url=sim.base_url,
                                 api_key="k", auto_cache=True)  # fmt: skip
     live = start_gateway(bg, Settings(database_url=f"sqlite:///{tmp_path / 'a.db'}", providers=(provider,),
-                                      cache=CacheSettings(enabled=False), log=LogSettings(flush_interval=0.05)))  # fmt: skip
+                                      cache=CacheSettings(enabled=False), compression=CompressionConfig(enabled=False), log=LogSettings(flush_interval=0.05)))  # fmt: skip
     try:
         with openai.OpenAI(base_url=f"{live.url}/v1", api_key="x", max_retries=0) as client:
             for question in ("First question?", "Second question?"):

@@ -24,6 +24,7 @@ from meterline.providers import PROVIDER_TYPES, ProviderDeps, ProviderRegistry
 from meterline.providers.anthropic import AnthropicProvider, anthropic_extra
 from meterline.settings import (
     CacheSettings,
+    CompressionConfig,
     FallbackSettings,
     LogSettings,
     ProviderSettings,
@@ -97,6 +98,7 @@ def live(
     )  # fmt: skip
     settings = Settings(
         cache=CacheSettings(enabled=False),
+        compression=CompressionConfig(enabled=False),
         fallback=FallbackSettings(enabled=False),
         database_url=f"sqlite:///{tmp_path / 'gw.db'}",
         providers=providers,
@@ -109,8 +111,9 @@ def live(
 
 
 @pytest.fixture
-def client(live: LiveGateway) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{live.url}/v1", api_key="client-key", max_retries=0)
+def client(live: LiveGateway) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(base_url=f"{live.url}/v1", api_key="client-key", max_retries=0) as client:
+        yield client
 
 
 def _rows(live: LiveGateway) -> list[dict[str, Any]]:
@@ -646,8 +649,9 @@ def test_registry_knows_the_anthropic_type(anthropic_type: None) -> None:
 
 
 @pytest.fixture
-def sdk(sim: AnthropicSim) -> anthropic.Anthropic:
-    return anthropic.Anthropic(base_url=sim.base_url, api_key=KEY, max_retries=0)
+def sdk(sim: AnthropicSim) -> Iterator[anthropic.Anthropic]:
+    with anthropic.Anthropic(base_url=sim.base_url, api_key=KEY, max_retries=0) as client:
+        yield client
 
 
 def test_sim_stream_is_anthropics_event_sequence_and_matches_the_message(

@@ -19,6 +19,7 @@ from meterline.providers import registry
 from meterline.providers.gemini import GeminiProvider
 from meterline.settings import (
     CacheSettings,
+    CompressionConfig,
     FallbackSettings,
     LogSettings,
     ProviderSettings,
@@ -63,6 +64,7 @@ def _start(bg: BackgroundLoop, tmp_path: Path, sim: GeminiSim, key: str = KEY) -
     provider = ProviderSettings(name="gemini", type="gemini", base_url=sim.base_url, api_key=key)
     settings = Settings(
         cache=CacheSettings(enabled=False),
+        compression=CompressionConfig(enabled=False),
         fallback=FallbackSettings(enabled=False),
         database_url=f"sqlite:///{tmp_path / 'gw.db'}",
         providers=(provider,),
@@ -84,8 +86,9 @@ def live(bg: BackgroundLoop, tmp_path: Path, sim: GeminiSim) -> Iterator[LiveGat
 
 
 @pytest.fixture
-def client(live: LiveGateway) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{live.url}/v1", api_key="client-key", max_retries=0)
+def client(live: LiveGateway) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(base_url=f"{live.url}/v1", api_key="client-key", max_retries=0) as client:
+        yield client
 
 
 def _rows(live: LiveGateway) -> list[dict[str, Any]]:

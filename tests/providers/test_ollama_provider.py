@@ -86,8 +86,9 @@ def live(bg: BackgroundLoop, tmp_path: Path, sim: OllamaSim) -> Iterator[LiveGat
 
 
 @pytest.fixture
-def client(live: LiveGateway) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{live.url}/v1", api_key="client-key", max_retries=0)
+def client(live: LiveGateway) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(base_url=f"{live.url}/v1", api_key="client-key", max_retries=0) as client:
+        yield client
 
 
 def _rows(live: LiveGateway) -> list[dict[str, Any]]:

@@ -36,6 +36,22 @@ def logged(
     live.stop()
 
 
+_CLIENTS: list[openai.OpenAI] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_clients() -> Iterator[None]:
+    yield
+    while _CLIENTS:
+        _CLIENTS.pop().close()
+
+
+def _client(live: LiveGateway) -> openai.OpenAI:
+    client = openai.OpenAI(base_url=f"{live.url}/v1", api_key="k", max_retries=0)
+    _CLIENTS.append(client)
+    return client
+
+
 def _rows(live: LiveGateway, limit: int = 50) -> list[dict[str, Any]]:
     live.flush()
     resp = httpx.get(f"{live.url}/api/requests", params={"limit": limit}, timeout=10)
@@ -56,7 +72,7 @@ def _expected_cost(model: str, usage: Any) -> Decimal:
 
 
 def test_every_request_is_one_row_with_tokens_cost_and_timing(logged: LiveGateway) -> None:
-    client = openai.OpenAI(base_url=f"{logged.url}/v1", api_key="k", max_retries=0)
+    client = _client(logged)
     plain = client.chat.completions.with_raw_response.create(
         model="o4-mini", messages=USER,  # type: ignore[arg-type]
         extra_headers={"x-meterline-metadata-team": "search", "x-meterline-metadata-ticket": "T-9"},
@@ -107,7 +123,7 @@ def test_stream_without_upstream_usage_is_counted_with_the_exact_tokenizer(
     logged: LiveGateway, openai_sim: OpenAISim
 ) -> None:
     openai_sim.fail_next(Fault("no_usage"))
-    client = openai.OpenAI(base_url=f"{logged.url}/v1", api_key="k", max_retries=0)
+    client = _client(logged)
     chunks = list(client.chat.completions.create(model="gpt-4o-mini", messages=USER, stream=True))  # type: ignore[arg-type]
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     reference = client.chat.completions.create(model="gpt-4o-mini", messages=USER)  # type: ignore[arg-type]
@@ -118,7 +134,7 @@ def test_stream_without_upstream_usage_is_counted_with_the_exact_tokenizer(
 
 
 def test_stats_break_down_by_provider_and_model(logged: LiveGateway, openai_sim: OpenAISim) -> None:
-    client = openai.OpenAI(base_url=f"{logged.url}/v1", api_key="k", max_retries=0)
+    client = _client(logged)
     for _ in range(3):
         client.chat.completions.create(model="gpt-4o-mini", messages=USER)  # type: ignore[arg-type]
     client.chat.completions.create(model="llama", messages=USER)  # type: ignore[arg-type]

@@ -4,6 +4,7 @@ Claude Code is built on), here in front of an OpenAI-format upstream."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 
 import anthropic
 import httpx
@@ -23,9 +24,10 @@ ASK = [{"role": "user", "content": "Weather in Lisbon?"}]
 
 
 @pytest.fixture
-def client(live: LiveGateway) -> anthropic.Anthropic:
+def client(live: LiveGateway) -> Iterator[anthropic.Anthropic]:
     # ANTHROPIC_BASE_URL has no /v1: the SDK adds it.
-    return anthropic.Anthropic(base_url=live.url, api_key="client-key", max_retries=0)
+    with anthropic.Anthropic(base_url=live.url, api_key="client-key", max_retries=0) as client:
+        yield client
 
 
 def test_message_with_system_prompt(client: anthropic.Anthropic, openai_sim: OpenAISim) -> None:

@@ -20,8 +20,9 @@ USER = [{"role": "user", "content": "hello"}]
 
 
 @pytest.fixture
-def client(live: LiveGateway) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{live.url}/v1", api_key="k", max_retries=0)
+def client(live: LiveGateway) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(base_url=f"{live.url}/v1", api_key="k", max_retries=0) as client:
+        yield client
 
 
 def _post(live: LiveGateway, content: bytes, **headers: str) -> httpx.Response:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from decimal import Decimal
 
 import httpx
@@ -28,8 +29,9 @@ TOOLS = [
 
 
 @pytest.fixture
-def client(live: LiveGateway) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{live.url}/v1", api_key="client-key", max_retries=0)
+def client(live: LiveGateway) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(base_url=f"{live.url}/v1", api_key="client-key", max_retries=0) as client:
+        yield client
 
 
 def test_non_streaming_answer_has_usage_and_gateway_headers(

@@ -22,6 +22,7 @@ from meterline.compress.pipeline import (
     CompressionSettings,
     CompressionStage,
     StageReport,
+    clear_caches,
     compress,
     default_stages,
 )
@@ -33,6 +34,7 @@ __all__ = [
     "CompressionSettings",
     "CompressionStage",
     "StageReport",
+    "clear_caches",
     "compact_code",
     "compress",
     "dedup",

@@ -12,7 +12,7 @@ from __future__ import annotations
 from meterline.compress.refs import MIN_BLOCK_CHARS, replace_repeats
 from meterline.types import ChatRequest
 
-__all__ = ["MIN_BLOCK_CHARS", "dedup"]
+__all__ = ["dedup"]
 
 
 def dedup(request: ChatRequest, min_chars: int = MIN_BLOCK_CHARS) -> ChatRequest:

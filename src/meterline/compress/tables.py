@@ -64,11 +64,13 @@ class RefEntry:
 
 
 def render_refs(entries: Iterable[RefEntry]) -> str:
+    """The refs table listing ``entries``, as the text part that holds it."""
     lines = [f"[ref:block:{e.id}] = {e.what} first shown in message {e.message}" for e in entries]
     return f"<{REFS}>\n{_REFS_NOTE}\n" + "\n".join(lines) + f"\n</{REFS}>\n\n"
 
 
 def parse_refs(text: str | None) -> dict[str, RefEntry]:
+    """The entries of a refs table by id (none for ``None``)."""
     if not text:
         return {}
     return {
@@ -84,12 +86,14 @@ def render_symbols(phrases: Mapping[int, str]) -> str:
 
 
 def parse_symbols(text: str | None) -> dict[int, str]:
+    """``{n: phrase}`` from a symbols table (none for ``None``)."""
     if not text:
         return {}
     return {int(m.group(1)): str(json.loads(m.group(2))) for m in _SYMBOL_LINE.finditer(text)}
 
 
 def is_table_part(part: ContentPart) -> bool:
+    """Whether ``part`` is one of the compressor's tables."""
     return isinstance(part, TextPart) and part.text.startswith((f"<{REFS}>", f"<{SYMBOLS}>"))
 
 

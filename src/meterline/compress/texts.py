@@ -100,8 +100,10 @@ def all_texts(request: ChatRequest) -> Iterator[str]:
 
 
 def request_text(request: ChatRequest) -> str:
+    """All of :func:`all_texts` joined: what exact token counts tokenize."""
     return "".join(all_texts(request))
 
 
 def request_chars(request: ChatRequest) -> int:
+    """The length of :func:`request_text`, without building it."""
     return sum(map(len, all_texts(request)))

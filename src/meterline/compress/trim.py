@@ -55,8 +55,7 @@ class _Plan:
     def scan(self, request: ChatRequest) -> None:
         last: dict[str, tuple[int, Occurrence]] = {}
         for site, text in iter_texts(request):
-            found = self.found.setdefault(text, list(occurrences(text, block_id)))
-            for occurrence in found:
+            for occurrence in self.occurrences(text):
                 if occurrence.block is not None:
                     self.blocks.setdefault(occurrence.id, (text, occurrence.block))
                 elif site.message in self.whole:
@@ -70,6 +69,16 @@ class _Plan:
                 self.need(occurrence.id)
             else:
                 self.keep.add((number, occurrence.id))
+
+    def occurrences(self, text: str) -> list[Occurrence]:
+        if text not in self.found:
+            self.found[text] = list(occurrences(text, block_id))
+        return self.found[text]
+
+    def summary(self, number: int, text: str) -> str:
+        """The summary of ``text``, or ``text`` itself when the summary would not be shorter."""
+        short = summarize(text, self.occurrences(text), lambda o: self.line(number, text, o))
+        return short if len(short) < len(text) else text
 
     def need(self, ref: str) -> None:
         entry = self.entries.get(ref)
@@ -95,22 +104,18 @@ class _Plan:
 
 
 def _summarize_parts(plan: _Plan, number: int, message: Message) -> tuple[ContentPart, ...]:
-    def summary(text: str) -> str:
-        found = plan.found.get(text, [])
-        return summarize(text, found, lambda o: plan.line(number, text, o))
-
+    """The message's text parts as one summary (tool results each summarised on their own)."""
+    texts = [p for p in message.parts if isinstance(p, TextPart)]
+    joined = "\n".join(p.text for p in texts)
+    summary = plan.summary(number, joined) if texts else joined
     parts: list[ContentPart] = []
-    first_text = True
     for part in message.parts:
-        if isinstance(part, TextPart):
-            if first_text:
-                joined = "\n".join(p.text for p in message.parts if isinstance(p, TextPart))
-                plan.found.setdefault(joined, list(occurrences(joined, block_id)))
-                parts.append(replace(part, text=summary(joined)))
-                first_text = False
+        if isinstance(part, TextPart) and summary != joined:
+            if part is texts[0]:
+                parts.append(replace(part, text=summary))
         elif isinstance(part, ToolResultPart):
             content = tuple(
-                replace(p, text=summary(p.text)) if isinstance(p, TextPart) else p
+                replace(p, text=plan.summary(number, p.text)) if isinstance(p, TextPart) else p
                 for p in part.content
             )
             parts.append(replace(part, content=content))

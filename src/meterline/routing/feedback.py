@@ -94,7 +94,7 @@ class FeedbackService:
         async with self.engine.connect() as conn:
             rows = (await conn.execute(query)).all()
         if not rows:
-            what = f"task {task}" if task else "a recent request"
+            what = f"task {task}" if task else "recent request"
             raise ModelNotFound(f"found no {what} to rate", param="taskId", code="task_not_found")
         if task is not None and len(rows) > 1:
             raise InvalidRequest(f"'{task}' matches several tasks; give more of the id",

@@ -8,6 +8,7 @@ __all__ = [
     "AccountingSettings",
     "BudgetEntry",
     "CacheSettings",
+    "CompressionConfig",
     "FallbackSettings",
     "RateLimit",
     "RoutingSettings",
@@ -141,6 +142,20 @@ class CacheSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class CompressionConfig:
+    """Prompt compression: stages 1–4 are lossless; ``trim`` (lossy) runs only above
+    ``trim_threshold`` input tokens. ``x-meterline-compress: off`` skips it per request."""
+
+    enabled: bool = True
+    normalize: bool = True
+    dedup: bool = True
+    symbols: bool = True
+    code: bool = True
+    trim: bool = True
+    trim_threshold: int = 50_000
+
+
+@dataclass(frozen=True, slots=True)
 class RoutingSettings:
     """The ``auto`` policy: cheapest model whose proven success rate reaches ``threshold``."""
 
@@ -171,6 +186,7 @@ class Settings:
     accounting: AccountingSettings = field(default_factory=AccountingSettings)
     cache: CacheSettings = field(default_factory=CacheSettings)
     routing: RoutingSettings = field(default_factory=RoutingSettings)
+    compression: CompressionConfig = field(default_factory=CompressionConfig)
     fallback: FallbackSettings = field(default_factory=FallbackSettings)
     master_key: str | None = None
 

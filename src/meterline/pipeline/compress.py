@@ -1,0 +1,57 @@
+"""Compress stage: shrink the prompt before it is priced and sent (fail-open per stage).
+
+Runs after the cache lookup (cache keys are over the request as the client sent it) and before
+the budget (which then reserves on the smaller prompt). Tokens before and after, and the savings
+of each stage, go on the log row; ``x-meterline-tokens-saved`` tells the client.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from meterline.compress import CompressionSettings, compress
+from meterline.pipeline.context import RequestContext
+from meterline.settings import CompressionConfig
+from meterline.types import TextPart
+
+__all__ = ["CompressStage"]
+
+log = logging.getLogger("meterline.compress")
+
+
+def _client_caches(ctx: RequestContext) -> bool:
+    """A request with its own prompt-cache breakpoints (Claude Code sends them) is left alone:
+    rewriting its prefix would turn the provider's cheap cache reads into full-price input."""
+    request = ctx.request
+    return any(t.cache_control for t in request.tools) or any(
+        isinstance(p, TextPart) and p.cache_control for m in request.messages for p in m.parts
+    )
+
+
+class CompressStage:
+    def __init__(self, config: CompressionConfig) -> None:
+        self.config = config
+
+    def _settings(self, ctx: RequestContext) -> CompressionSettings:
+        c = self.config
+        model = ctx.route.model.name if ctx.route else ctx.request.model
+        return CompressionSettings(normalize=c.normalize, dedup=c.dedup, symbols=c.symbols,
+                                   code=c.code, trim=c.trim, trim_threshold=c.trim_threshold,
+                                   model=model)  # fmt: skip
+
+    async def __call__(self, ctx: RequestContext) -> None:
+        switch = ctx.headers.get("x-meterline-compress", "on").lower()
+        if not self.config.enabled or switch in ("off", "false", "0") or _client_caches(ctx):
+            return None
+        try:
+            smaller, report = compress(ctx.request, self._settings(ctx))
+        except Exception:  # noqa: BLE001 - fail open: the original prompt goes out
+            log.exception("compressing request %s failed; sending it as it came", ctx.request_id)
+            return None
+        ctx.tokens_before = report.tokens_before
+        ctx.tokens_after = report.tokens_after
+        ctx.compression = {s.name: s.tokens_saved for s in report.stages if not s.skipped}
+        if report.tokens_saved > 0:
+            ctx.request = smaller
+        ctx.response_headers["x-meterline-tokens-saved"] = str(max(0, report.tokens_saved))
+        return None
