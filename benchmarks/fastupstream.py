@@ -52,7 +52,12 @@ def _response(status: str, content_type: str, body: bytes) -> bytes:
 
 
 def completion_body() -> bytes:
-    message = {"role": "assistant", "content": "".join(PIECES), "refusal": None, "annotations": []}
+    message: dict[str, Any] = {
+        "role": "assistant",
+        "content": "".join(PIECES),
+        "refusal": None,
+        "annotations": [],
+    }
     choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": "stop"}
     body = {**HEAD, "object": "chat.completion", "choices": [choice], "usage": USAGE}
     return json.dumps(body, separators=(",", ":")).encode()

@@ -15,21 +15,20 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import signal
-import socket
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
 from loadgen import COUNTER, LoadResult, have_wrk, run_load
+from procs import child, cpu_seconds, free_port, machine_busy_seconds, memory_mb, wait_ready
 from rich.console import Console
 from rich.table import Table
 
@@ -37,7 +36,6 @@ HERE = Path(__file__).resolve().parent
 MODEL = "gpt-4o-mini"
 # Every request differs (COUNTER), so the response cache cannot answer: this measures forwarding.
 MESSAGES = [{"role": "user", "content": f"Say hello in one short sentence. #{COUNTER}"}]
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 console = Console(width=max(120, Console().width))  # wide enough for the table
 
 
@@ -48,6 +46,15 @@ class Row:
     concurrency: int
     load: LoadResult
     cpu_per_1k: float  # CPU seconds the measured server spent per 1,000 requests
+    other_pct: float  # share of the machine's CPU that processes outside the benchmark used
+
+
+@dataclass(frozen=True, slots=True)
+class Servers:
+    upstream_pid: int
+    gateway_pid: int
+    direct_url: str
+    gateway_url: str
 
 
 def request_body(stream: bool) -> str:
@@ -55,61 +62,6 @@ def request_body(stream: bool) -> str:
     if stream:
         body |= {"stream": True, "stream_options": {"include_usage": True}}
     return json.dumps(body)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of the whole process (all threads), from /proc/<pid>/stat."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-
-
-def memory_mb(pid: int, key: str = "VmRSS") -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(f"{key}:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
-@contextmanager
-def child(command: list[str], log_path: Path, env: dict[str, str] | None = None) -> Iterator[int]:
-    """Run ``command`` for the duration of the block; yields its pid, always stops it."""
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
-        )
-    try:
-        yield proc.pid
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
-
-
-def wait_ready(url: str, pid: int, log_path: Path, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not Path(f"/proc/{pid}").exists() or _zombie(pid):
-            raise RuntimeError(f"{url} died while starting:\n{log_path.read_text()[-2000:]}")
-        try:
-            with urllib.request.urlopen(url, timeout=1) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"{url} was not ready within {timeout:g}s:\n{log_path.read_text()[-2000:]}")
-
-
-def _zombie(pid: int) -> bool:
-    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
 
 
 def gateway_config(tmp: Path, upstream_port: int) -> Path:
@@ -151,16 +103,37 @@ def check_answers(url: str) -> None:
         raise RuntimeError(f"{url}: stream does not end with [DONE]")
 
 
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    at: float
+    server_cpu: float  # the measured server
+    machine_busy: float  # every process on the machine
+    ours: float  # both servers, finished load generators and this process
+
+
+def snapshot(servers: Servers, pid: int) -> Snapshot:
+    children, me = resource.getrusage(resource.RUSAGE_CHILDREN), os.times()
+    servers_cpu = cpu_seconds(servers.upstream_pid) + cpu_seconds(servers.gateway_pid)
+    ours = servers_cpu + children.ru_utime + children.ru_stime + me.user + me.system
+    return Snapshot(time.monotonic(), cpu_seconds(pid), machine_busy_seconds(), ours)
+
+
 def measure(
-    url: str, mode: str, pid: int, stream: bool, concurrency: int, args: argparse.Namespace
+    servers: Servers, mode: str, stream: bool, concurrency: int, args: argparse.Namespace
 ) -> Row:
     console.print(f"  {mode:7} stream={'yes' if stream else 'no':3} c={concurrency:<3}", end="")
-    cpu_before = cpu_seconds(pid)
+    url, pid = (servers.direct_url, servers.upstream_pid)
+    if mode == "gateway":
+        url, pid = (servers.gateway_url, servers.gateway_pid)
+    before = snapshot(servers, pid)
     load = run_load(url, request_body(stream), concurrency, args.duration, args.wrk)
-    cpu = cpu_seconds(pid) - cpu_before
+    after = snapshot(servers, pid)
+    cpu = after.server_cpu - before.server_cpu
     per_1k = cpu / load.requests * 1000 if load.requests else 0.0
+    others = (after.machine_busy - before.machine_busy) - (after.ours - before.ours)
+    other_pct = max(0.0, others) / ((after.at - before.at) * (os.cpu_count() or 1)) * 100
     console.print(f" {load.rps:9,.0f} req/s  p50 {load.p50_ms:7.2f} ms  p99 {load.p99_ms:7.2f} ms")
-    return Row(mode, stream, concurrency, load, per_1k)
+    return Row(mode, stream, concurrency, load, per_1k, other_pct)
 
 
 def overhead_cells(row: Row, direct: Row | None) -> list[str]:
@@ -178,11 +151,12 @@ def results_table(rows: list[Row]) -> Table:
     table = Table(
         title="Meterline gateway overhead (direct = fake upstream alone)",
         caption="Δ and ratio: gateway vs direct at the same concurrency. CPU s/1k: CPU seconds "
-        "the measured server (fake upstream or gateway) used per 1,000 requests.",
+        "the measured server (fake upstream or gateway) used per 1,000 requests. other CPU: "
+        "share of the machine used by processes outside the benchmark (should be ~0).",
     )
     for name in ("mode", "stream", "conc", "req/s", "p50 ms", "p99 ms", "errors"):
         table.add_column(name, justify="left" if name in ("mode", "stream") else "right")
-    for name in ("Δp50 ms", "Δp99 ms", "rps ratio", "CPU s/1k"):
+    for name in ("Δp50 ms", "Δp99 ms", "rps ratio", "CPU s/1k", "other CPU"):
         table.add_column(name, justify="right")
     directs = {(r.stream, r.concurrency): r for r in rows if r.mode == "direct"}
     for row in rows:
@@ -197,6 +171,7 @@ def results_table(rows: list[Row]) -> Table:
             str(load.errors),
             *overhead_cells(row, directs.get((row.stream, row.concurrency))),
             f"{row.cpu_per_1k:.2f}",
+            f"{row.other_pct:.0f}%",
         )
     return table
 
@@ -220,17 +195,21 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
         wait_ready(f"http://127.0.0.1:{up_port}/health", up_pid, tmp / "upstream.log")
         gw_pid = stack.enter_context(child(serve, tmp / "gateway.log", gateway_env(tmp)))
         wait_ready(f"http://127.0.0.1:{gw_port}/health", gw_pid, tmp / "gateway.log")
-        check_answers(direct_url)
-        check_answers(gateway_url)
+        servers = Servers(up_pid, gw_pid, direct_url, gateway_url)
+        for url in (direct_url, gateway_url):
+            check_answers(url)
         rss_before = memory_mb(gw_pid)
-        warm_up(direct_url, args)
-        warm_up(gateway_url, args)
+        for url in (direct_url, gateway_url):
+            warm_up(url, args)
         for stream in (False, True):
             for concurrency in args.concurrency:
-                rows.append(measure(direct_url, "direct", up_pid, stream, concurrency, args))
-                rows.append(measure(gateway_url, "gateway", gw_pid, stream, concurrency, args))
+                for mode in ("direct", "gateway"):
+                    rows.append(measure(servers, mode, stream, concurrency, args))
         rss_after, rss_peak = memory_mb(gw_pid), memory_mb(gw_pid, "VmHWM")
     console.print(results_table(rows))
+    if max(r.other_pct for r in rows) > 5:
+        console.print("[yellow]warning:[/yellow] other processes used the CPU during the run "
+                      "(see 'other CPU'); those rows are low and noisy")  # fmt: skip
     console.print(
         f"gateway RSS: {rss_before:.1f} MiB after start-up, {rss_after:.1f} MiB after the runs "
         f"(peak {rss_peak:.1f} MiB)"
@@ -263,14 +242,6 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def warn_if_busy() -> None:
-    """The servers and the load generator need the whole machine; say so when it is shared."""
-    load = os.getloadavg()[0]
-    if load > 0.5:
-        console.print(f"[yellow]warning:[/yellow] 1-minute load average is {load:.2f} before the "
-                      "run; other processes will make the numbers low and noisy")  # fmt: skip
-
-
 def _stop(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
@@ -282,7 +253,6 @@ def main() -> int:
     runs = 4 * len(args.concurrency) * args.duration + 4 * args.warmup
     console.print(f"load generator: {'wrk' if args.wrk else 'aiohttp (wrk not found)'}; "
                   f"about {runs:.0f} s of load on {os.cpu_count()} core(s)")  # fmt: skip
-    warn_if_busy()
     try:
         with tempfile.TemporaryDirectory(prefix="meterline-bench-") as tmp:
             run(args, Path(tmp))
