@@ -120,7 +120,12 @@ class Gateway:
                 CompressStage(self.settings.compression),
                 budget,
                 Dispatch(
-                    self._providers, self.catalog, budget, self._writer, self.settings.fallback
+                    self._providers,
+                    self.catalog,
+                    budget,
+                    self._writer,
+                    self.settings.fallback,
+                    self.stats,
                 ),
             ]
         )

@@ -19,7 +19,9 @@ from meterline.pipeline.log import RowSink, row_for
 from meterline.pipeline.pipeline import Reply
 from meterline.pipeline.stream import prepend
 from meterline.providers import ProviderRegistry
+from meterline.routing.classifier import complexity_band
 from meterline.routing.fallback import failure_kind, next_in_chain
+from meterline.routing.stats import RouteStats
 from meterline.settings import FallbackSettings
 from meterline.types import ChatChunk, Usage
 
@@ -28,7 +30,9 @@ __all__ = ["Dispatch"]
 
 class Dispatch:
     def __init__(self, providers: ProviderRegistry, catalog: Catalog, budget: BudgetStage,
-                 sink: RowSink, settings: FallbackSettings) -> None:  # fmt: skip
+                 sink: RowSink, settings: FallbackSettings,
+                 stats: RouteStats | None = None) -> None:  # fmt: skip
+        self.stats = stats
         self.providers = providers
         self.catalog = catalog
         self.budget = budget
@@ -46,11 +50,11 @@ class Dispatch:
                 following = self._following(ctx, exc, tried)
                 if following is None:
                     raise
-                self._log_failed_attempt(ctx, exc)
                 try:
                     await self.budget.switch(ctx, following)
                 except GatewayError:
                     raise exc from None  # no budgeted fallback: the upstream's error stands
+                self._log_failed_attempt(ctx, exc)
                 reason = f"fallback after {ctx.route.model.key} failed ({exc.status})"
                 ctx.route = Route(following.provider, following, reason)
                 ctx.attempt += 1
@@ -86,6 +90,13 @@ class Dispatch:
         return prepend(first, stream)
 
     def _log_failed_attempt(self, ctx: RequestContext, exc: ProviderError) -> None:
+        """Its own log row, and a failure the router learns from."""
+        assert ctx.route is not None
+        c = ctx.classification
+        if c is not None and self.stats is not None:
+            self.stats.record(
+                c.task_type, complexity_band(c.complexity), ctx.route.model.key, False
+            )
         ctx.group_id = ctx.request_id
         attempt = dataclasses.replace(ctx, request_id=new_request_id(), group_id=ctx.request_id,
                                       _completions=[])  # fmt: skip

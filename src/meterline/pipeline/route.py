@@ -125,9 +125,9 @@ class RouteStage:
     def _learn(self, ctx: RequestContext, outcome: Outcome) -> None:
         if ctx.cache_hit or ctx.route is None or outcome.status == "cancelled":
             return
-        verdict = evaluate(ctx.request, ctx.answer, outcome.status)
-        ctx.success = verdict.success
         c = ctx.classification
+        verdict = evaluate(ctx.request, ctx.answer, outcome.status, c.task_type if c else None)
+        ctx.success = verdict.success
         if c is not None:
             band = complexity_band(c.complexity)
             self.stats.record(c.task_type, band, ctx.route.model.key, verdict.success)

@@ -39,8 +39,14 @@ def _question(request: ChatRequest) -> str:
     return ""
 
 
-def evaluate(request: ChatRequest, answer: ChatResponse | None, status: str) -> Verdict:
-    """Layers 1 and 2: the outcome and the answer's content."""
+_CODE_TASKS = ("code_gen", "debug", "refactor")
+
+
+def evaluate(
+    request: ChatRequest, answer: ChatResponse | None, status: str, task_type: str | None = None
+) -> Verdict:
+    """Layers 1 and 2: the outcome and the answer's content. The no-code check applies to
+    code tasks (``task_type``), or, unclassified, to questions that ask for code."""
     if status != "ok" or answer is None:
         return Verdict(False, f"upstream {status}")
     if answer.message.tool_calls:
@@ -55,7 +61,8 @@ def evaluate(request: ChatRequest, answer: ChatResponse | None, status: str) -> 
         return Verdict(False, "refusal")
     if len(question) > 400 and len(text) < 40:
         return Verdict(False, "too short for the question")
-    if _ASKS_FOR_CODE.search(question) and not _HAS_CODE.search(text):
+    wants_code = task_type in _CODE_TASKS if task_type else bool(_ASKS_FOR_CODE.search(question))
+    if wants_code and not _HAS_CODE.search(text):
         return Verdict(False, "no code in the answer")
     if answer.finish_reason == "length" and request.max_tokens is None:
         return Verdict(False, "cut off")

@@ -44,11 +44,14 @@ def next_in_chain(
     catalog: Catalog, providers: Container[str], failed: ModelInfo, tried: set[str],
     request: ChatRequest,
 ) -> ModelInfo | None:  # fmt: skip
+    failed_providers = {key.partition(":")[0] for key in tried} | {failed.provider}
     usable = [m for m in catalog if m.provider in providers and m.key not in tried
               and supports(m, request)]  # fmt: skip
     same_tier = [m for m in usable if m.tier == failed.tier and m.provider != failed.provider]
     if same_tier:
-        return min(same_tier, key=lambda m: (m.name != failed.name, _price(m), m.key))
+        # Providers that already failed this request go last.
+        return min(same_tier, key=lambda m: (m.provider in failed_providers,
+                                             m.name != failed.name, _price(m), m.key))  # fmt: skip
     if failed.tier in TIERS and TIERS.index(failed.tier) + 1 < len(TIERS):
         up = TIERS[TIERS.index(failed.tier) + 1]
         higher = [m for m in usable if m.tier == up]

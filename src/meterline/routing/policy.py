@@ -29,6 +29,7 @@ __all__ = ["Choice", "Router"]
 
 _BAND_TIER: dict[str, Tier] = {"low": "economy", "medium": "standard", "high": "premium"}
 _EXPECTED_OUTPUT = 500
+_EXPECTED_REASONING = 1000  # thinking models bill hidden reasoning tokens too
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +43,9 @@ def _name(model: ModelInfo) -> str:
 
 
 def _expected_cost(model: ModelInfo, prompt_chars: int) -> int:
-    return (prompt_chars // 4) * model.price.input + _EXPECTED_OUTPUT * model.price.output
+    price = model.price
+    thinking = _EXPECTED_REASONING * (price.reasoning or price.output) if model.reasoning else 0
+    return (prompt_chars // 4) * price.input + _EXPECTED_OUTPUT * price.output + thinking
 
 
 def _proven_bad(successes: int, total: int, threshold: float, min_samples: int) -> bool:
@@ -72,18 +75,33 @@ class Router:
         models = self.candidates(request, providers, min_tier)
         if not models:
             return None
+        pick = self._exploit(models, task, band)
+        explore = self._explorable(models, pick.model, task, band)
+        if explore and self.rng.random() < self.settings.exploration:
+            other = self.rng.choice(explore)
+            seen = self.stats.get(task, band, other.key).total
+            reason = f"{_name(other)}: exploring, {seen} {task} requests judged so far"
+            return Choice(other, reason)
+        return pick
+
+    def _proven(self, model: ModelInfo, task: str, band: str) -> bool:
+        record = self.stats.get(task, band, model.key)
         s = self.settings
-        fresh = [m for m in models if self.stats.get(task, band, m.key).total < s.min_samples]
-        if fresh and self.rng.random() < s.exploration:
-            pick = self.rng.choice(fresh)
-            seen = self.stats.get(task, band, pick.key).total
-            return Choice(pick, f"{_name(pick)}: exploring, {seen} {task} requests judged so far")
+        return record.total >= s.min_samples and record.lower_bound >= s.threshold
+
+    def _exploit(self, models: list[ModelInfo], task: str, band: str) -> Choice:
         for model in models:
-            record = self.stats.get(task, band, model.key)
-            if record.total >= s.min_samples and record.lower_bound >= s.threshold:
+            if self._proven(model, task, band):
+                record = self.stats.get(task, band, model.key)
                 proof = f"{record.rate:.0%} success over {record.total} {task} requests"
                 return Choice(model, f"{_name(model)}: cheapest {model.tier}, {proof}")
         return self._by_tier(models, task, band)
+
+    def _explorable(self, models: list[ModelInfo], pick: ModelInfo, task: str,
+                    band: str) -> list[ModelInfo]:  # fmt: skip
+        """Models cheaper than the pick that have not proven themselves (yet, or again)."""
+        cheaper = models[: models.index(pick)] if pick in models else []
+        return [m for m in cheaper if not self._proven(m, task, band)]
 
     def _by_tier(self, models: list[ModelInfo], task: str, band: str) -> Choice:
         s = self.settings
