@@ -4,7 +4,6 @@ CLIs (``tests/fakes/cli``) that print each CLI's documented output format."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import stat
@@ -43,7 +42,7 @@ from meterline.wire import cli_streams as wire
 from tests.fakes.harness import BackgroundLoop, LiveGateway, start_gateway
 
 FAKES = Path(__file__).resolve().parent.parent / "fakes" / "cli"
-# provider name, model to ask for, expected usage (prompt "hello there" → answer 4 words)
+# provider name → the model the live tests ask it for
 MODELS = {"claude-code": "sonnet", "codex-cli": "gpt-5-codex", "gemini-cli": "gemini-2.5-flash"}
 ALL = pytest.mark.parametrize("provider", list(MODELS))
 
@@ -354,9 +353,9 @@ def record(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Record]:
 
 
 def cli_settings(db: str) -> Settings:
-    model = [ModelEntry(m) for m in ("sonnet", "default")]
+    models = (ModelEntry("sonnet"), ModelEntry("default"))
     providers = (
-        ProviderSettings(name="claude-code", type="claude-cli", command="claude", models=(*model,)),
+        ProviderSettings(name="claude-code", type="claude-cli", command="claude", models=models),
         ProviderSettings(name="codex-cli", type="codex-cli", command="codex"),
         ProviderSettings(name="gemini-cli", type="gemini-cli"),
         ProviderSettings(name="claude-serial", type="claude-cli", max_concurrency=1),
@@ -379,11 +378,16 @@ def cli_settings(db: str) -> Settings:
 
 @pytest.fixture(scope="module")
 def live_cli(bg: BackgroundLoop, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveGateway]:
-    """One gateway for the module, with the CLI types added to the registry's defaults (merged
-    with whatever ``PROVIDER_TYPES`` holds, so this keeps working once they are registered)."""
-    build = registry.ProviderRegistry.build.__func__  # type: ignore[attr-defined]
+    """One gateway for the module; while it starts, ``ProviderRegistry.build`` also knows the
+    CLI types (merged over ``PROVIDER_TYPES``, so this keeps working once they are registered)."""
+    original = registry.ProviderRegistry.build
+
+    def build(settings: Any, deps: Any, types: Any = None, **kwargs: Any) -> Any:
+        merged = {**registry.PROVIDER_TYPES, **CLI_PROVIDER_TYPES, **(types or {})}
+        return original(settings, deps, merged, **kwargs)
+
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(build, "__defaults__", ({**registry.PROVIDER_TYPES, **CLI_PROVIDER_TYPES},))
+        patch.setattr(registry.ProviderRegistry, "build", staticmethod(build))
         db = f"sqlite:///{tmp_path_factory.mktemp('cli') / 'gw.db'}"
         gateway = start_gateway(bg, cli_settings(db))
     yield gateway
@@ -655,27 +659,22 @@ def deps() -> ProviderDeps:
     return ProviderDeps(session=cast(Any, None), catalog=Catalog.builtin())
 
 
-def test_availability_and_models(record: Record, tmp_path: Path) -> None:
+async def test_availability_and_models(record: Record, tmp_path: Path) -> None:
     codex = CodexCliProvider(ProviderSettings(name="c", type="codex-cli"), deps())
     assert codex.executable() == str(FAKES / "codex") and codex.is_available()
+    assert await codex.list_models() == ["gpt-5-codex", "gpt-5"]
     configured = ClaudeCliProvider(
         ProviderSettings(name="c", command=str(FAKES / "claude"), models=(ModelEntry("opus"),)),
         deps(),
     )
-    assert configured.is_available()
+    assert configured.is_available() and await configured.list_models() == ["opus"]
     not_executable = tmp_path / "gemini"
     not_executable.write_text("#!/bin/sh\n")
     missing = GeminiCliProvider(ProviderSettings(name="g", command=str(not_executable)), deps())
-    assert not missing.is_available()
-
-    async def models() -> tuple[list[str], list[str], list[str]]:
-        return (
-            await codex.list_models(),
-            await configured.list_models(),
-            await missing.list_models(),
-        )
-
-    assert asyncio.run(models()) == (["gpt-5-codex", "gpt-5"], ["opus"], [])
+    assert not missing.is_available() and await missing.list_models() == []
+    with pytest.raises(CliNotFound, match="does not exist or is not executable") as caught:
+        await missing.complete(request(user("hi")))
+    assert caught.value.status == 503 and not caught.value.retryable
 
 
 async def test_a_cli_ignoring_sigterm_is_killed(

@@ -19,7 +19,8 @@ import time
 import uuid
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, TypeVar
+from functools import partial
+from typing import ClassVar, TypeVar
 
 from meterline.errors import ProviderError, UpstreamTimeout, UpstreamUnavailable
 from meterline.providers.base import ProviderDeps, ProviderFactory
@@ -171,6 +172,7 @@ class CliProvider:
         return shutil.which(self.command)
 
     def is_available(self) -> bool:
+        """Whether the binary is installed (looked up on every call: PATH may change)."""
         return self.executable() is not None
 
     def _not_found(self) -> CliNotFound:
@@ -206,9 +208,10 @@ class CliProvider:
             raise self._not_found() from None
         return _Child(proc)
 
-    def _feed(self, parser: wire.StreamParser, event: dict[str, Any]) -> list[ChatChunk]:
+    def _guard(self, step: Callable[[], list[ChatChunk]]) -> list[ChatChunk]:
+        """Run a parser step; a failure the CLI reported becomes a :class:`ProviderError`."""
         try:
-            return parser.feed(event)
+            return step()
         except wire.CliFailure as exc:
             raise self._reported(str(exc)) from None
 
@@ -228,10 +231,7 @@ class CliProvider:
                 f"{await child.stderr_tail() or '(no stderr)'}",
                 provider=self.name,
             )
-        try:
-            return parser.finish()
-        except wire.CliFailure as exc:
-            raise self._reported(str(exc)) from None
+        return self._guard(parser.finish)
 
     async def stream(self, request: ChatRequest) -> AsyncGenerator[ChatChunk, None]:
         """Run the CLI and translate its output; closing this kills the process."""
@@ -249,7 +249,7 @@ class CliProvider:
                 parser = self.spec.parser()
                 while line := await self._within(deadline, child.readline()):
                     if (event := wire.parse_line(line)) is not None:
-                        for chunk in self._feed(parser, event):
+                        for chunk in self._guard(partial(parser.feed, event)):
                             yield chunk
                 await self._within(deadline, child.proc.wait())
                 for chunk in await self._ending(child, parser):

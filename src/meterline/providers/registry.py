@@ -6,9 +6,10 @@ import logging
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import replace
 
-from meterline.catalog import TIERS, Catalog, ModelInfo, Tier, price_from_mapping
+from meterline.catalog import TIERS, Catalog, ModelInfo, Price, Tier, price_from_mapping
 from meterline.providers.anthropic import AnthropicProvider
 from meterline.providers.base import Provider, ProviderDeps, ProviderFactory
+from meterline.providers.cli import CLI_PROVIDER_TYPES
 from meterline.providers.compatible import CompatibleProvider
 from meterline.providers.gemini import GeminiProvider
 from meterline.providers.ollama import OllamaProvider
@@ -25,6 +26,7 @@ PROVIDER_TYPES: Mapping[str, ProviderFactory] = {
     "anthropic": AnthropicProvider,
     "gemini": GeminiProvider,
     "ollama": OllamaProvider,
+    **CLI_PROVIDER_TYPES,  # claude-cli, codex-cli, gemini-cli
 }
 
 
@@ -50,13 +52,18 @@ def _model_info(provider: str, entry: ModelEntry, base: ModelInfo | None) -> Mod
 
 def register_models(catalog: Catalog, providers: Iterable[ProviderSettings]) -> None:
     """Add each provider's configured models to the catalog; missing fields come from a
-    built-in model of the same name (so ``gpt-4o-mini`` on a proxy keeps its capabilities)."""
+    built-in model of the same name (so ``gpt-4o-mini`` on a proxy keeps its capabilities).
+    Coding-CLI providers bill through the CLI's own plan, so their models cost $0 here unless
+    the config gives a price."""
     for settings in providers:
         for entry in settings.models:
             same = catalog.get(settings.name, entry.name) or next(
                 iter(catalog.named(entry.name)), None
             )
-            catalog.add(_model_info(settings.name, entry, same))
+            info = _model_info(settings.name, entry, same)
+            if settings.type.endswith("-cli") and entry.price is None:
+                info = replace(info, price=Price())
+            catalog.add(info)
 
 
 class ProviderRegistry:

@@ -57,7 +57,7 @@ STDIN_THRESHOLD = 100 * 1024
 DEFAULT_MODEL = "default"
 """The model name that means: pass no model flag, let the CLI pick its own default."""
 
-_LABELS = {"user": "User", "assistant": "Assistant", "system": "System"}
+_LABELS = {"user": "User", "assistant": "Assistant"}
 
 
 class CliFailure(Exception):
@@ -70,9 +70,6 @@ class Invocation:
 
     args: tuple[str, ...]
     stdin: bytes | None = None
-
-
-# --- prompts -------------------------------------------------------------------------------
 
 
 def _part_text(part: object) -> str:
@@ -124,9 +121,6 @@ def _model_args(flag: str, request: ChatRequest) -> list[str]:
     return [] if model in ("", DEFAULT_MODEL) else [flag, model]
 
 
-# --- argv ----------------------------------------------------------------------------------
-
-
 def claude_invocation(request: ChatRequest) -> Invocation:
     """``claude -p``; the system prompt goes in ``--system-prompt`` unless it is too long."""
     args = ["-p", "--output-format", "stream-json", "--verbose"]
@@ -159,9 +153,6 @@ def gemini_invocation(request: ChatRequest) -> Invocation:
     if _fits_argv(prompt):
         return Invocation((*args, f"--prompt={prompt}"))
     return Invocation(tuple(args), prompt.encode())
-
-
-# --- output --------------------------------------------------------------------------------
 
 
 def parse_line(line: bytes) -> dict[str, Any] | None:
