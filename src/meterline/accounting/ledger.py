@@ -59,6 +59,8 @@ class Ledger:
         self.sink = sink
         self._stored: list[Rule] = []
         self._pending: set[asyncio.Task[None]] = set()
+        self._fixed = self._configured()
+        self._rules = list(self._fixed)
 
     def _configured(self) -> list[Rule]:
         acc = self.settings
@@ -77,10 +79,13 @@ class Ledger:
     @property
     def rules(self) -> list[Rule]:
         """Configured rules, overridden by the ones stored with ``PUT /api/budget``."""
+        return self._rules
+
+    def _merge(self) -> None:
         stored = {(r.scope, r.subject, r.period) for r in self._stored}
-        kept = [r for r in self._configured()
+        kept = [r for r in self._fixed
                 if r.kind != "budget" or (r.scope, r.subject, r.period) not in stored]  # fmt: skip
-        return kept + self._stored
+        self._rules = kept + self._stored
 
     def rules_for(
         self, principal: Principal, key: ApiKey | None, provider: str | None
@@ -222,6 +227,7 @@ class Ledger:
         async with self.engine.connect() as conn:
             rows = (await conn.execute(select(budgets))).all()
         self._stored = [Rule("budget", r.scope, r.subject, r.period, r.limit_pusd) for r in rows]
+        self._merge()
 
     async def put_budget(self, entry: BudgetEntry) -> Rule:
         rule = Rule("budget", entry.scope, entry.subject, entry.period, usd_to_pusd(entry.usd))  # type: ignore[arg-type]

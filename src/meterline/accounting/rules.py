@@ -17,6 +17,24 @@ RuleKind = Literal["budget", "breaker", "alert"]
 _GRACE = 2 * 86_400  # counters outlive their window by two days
 
 
+class _WindowCache:
+    """The current window per (period, zone): computing it converts time zones, which is
+    slow enough to matter when every request holds several rules."""
+
+    def __init__(self) -> None:
+        self._current: dict[tuple[str, str], Window] = {}
+
+    def __call__(self, period: Period, tz: str, now: dt.datetime) -> Window:
+        found = self._current.get((period, tz))
+        if found is None or not found.start <= now < found.end:
+            found = window(period, now, tz)
+            self._current[(period, tz)] = found
+        return found
+
+
+_window = _WindowCache()
+
+
 def usd_text(pusd: int) -> str:
     """``$1,234.50``, ``$0.000125``: to the micro-dollar, at least two decimals."""
     text = f"{to_usd(pusd):,.6f}".rstrip("0")
@@ -51,7 +69,7 @@ class Rule:
         }.get(self.scope, False)
 
     def window(self, now: dt.datetime, tz: str) -> Window:
-        return window(self.period, now, tz)
+        return _window(self.period, tz, now)
 
     def hold(self, now: dt.datetime, tz: str) -> Hold:
         w = self.window(now, tz)

@@ -43,6 +43,10 @@ class CompressStage:
         switch = ctx.headers.get("x-meterline-compress", "on").lower()
         if not self.config.enabled or switch in ("off", "false", "0") or _client_caches(ctx):
             return None
+        size = sum(len(p.text) for m in ctx.request.messages for p in m.parts
+                   if isinstance(p, TextPart))  # fmt: skip
+        if size < self.config.min_chars:
+            return None
         try:
             smaller, report = compress(ctx.request, self._settings(ctx))
         except Exception:  # noqa: BLE001 - fail open: the original prompt goes out

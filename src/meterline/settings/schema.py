@@ -153,6 +153,7 @@ class CompressionConfig:
     code: bool = True
     trim: bool = True
     trim_threshold: int = 50_000
+    min_chars: int = 2_000  # shorter prompts have nothing worth compressing
 
 
 @dataclass(frozen=True, slots=True)
