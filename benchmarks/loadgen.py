@@ -24,7 +24,7 @@ import aiohttp
 
 __all__ = ["COUNTER", "LoadResult", "have_wrk", "run_load"]
 
-COUNTER = "{n}"  # replaced in each request body by a running number, so no two are alike
+COUNTER = "{n}"  # replaced in each request body by a unique number, so no two are alike
 
 _WRK_SCRIPT = """\
 wrk.method = "POST"
@@ -71,7 +71,7 @@ def run_load(url: str, body: str, concurrency: int, duration: float, use_wrk: bo
 
 def _run_wrk(url: str, body: str, concurrency: int, duration: float) -> LoadResult:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        head, _, tail = body.partition(COUNTER)
+        head, tail = _split(body)
         script.write(_WRK_SCRIPT.format(head=head, tail=tail))
     try:
         seconds = max(1, round(duration))  # wrk takes whole seconds only
@@ -103,6 +103,12 @@ def _run_aiohttp(url: str, body: str, concurrency: int, duration: float) -> Load
 _counter = itertools.count(1)
 
 
+def _split(body: str) -> tuple[str, str]:
+    """The body around COUNTER; the head ends in a per-run nonce, so runs never repeat."""
+    head, _, tail = body.partition(COUNTER)
+    return f"{head}{time.time_ns()}-", tail
+
+
 def _percentile(ordered: list[float], fraction: float) -> float:
     if not ordered:
         return 0.0
@@ -114,7 +120,7 @@ async def _worker(
 ) -> int:
     errors = 0
     headers = {"content-type": "application/json", "authorization": "Bearer sk-bench"}
-    head, _, tail = body.partition(COUNTER)
+    head, tail = _split(body)
     while (started := time.perf_counter()) < deadline:
         data = f"{head}{next(_counter)}{tail}".encode()
         try:
