@@ -54,6 +54,7 @@ def _reset_sims(request: pytest.FixtureRequest) -> None:
         if name in request.fixturenames:
             sim: OpenAISim = request.getfixturevalue(name)
             sim.faults.clear()
+            sim.scripted.clear()
             sim.received.clear()
             sim.received_headers.clear()
 

@@ -35,6 +35,7 @@ from meterline.providers import ProviderDeps, ProviderRegistry, register_models
 from meterline.routing.experiments import Experiments
 from meterline.routing.explain import explain_route
 from meterline.routing.feedback import FeedbackService
+from meterline.routing.llm_classifier import LLMClassifier
 from meterline.routing.policy import Router
 from meterline.routing.stats import RouteStats
 from meterline.settings import Settings, default_database_url
@@ -68,6 +69,7 @@ class Gateway:
         self.route_stage: RouteStage | None = None
         self.feedback: FeedbackService | None = None
         self.experiments: Experiments | None = None
+        self.llm_classifier: LLMClassifier | None = None
 
     @property
     def database_url(self) -> str:
@@ -101,6 +103,13 @@ class Gateway:
         self.experiments = Experiments(self._engine)
         await self.experiments.load()
         self.route_stage = RouteStage(resolver, self.router, self.stats, self.experiments)
+        self.llm_classifier = LLMClassifier(
+            self.settings.routing.llm_classifier,
+            resolver,
+            self._providers,
+            self._engine,
+            self._writer,
+        )
         budget = BudgetStage(self._ledger, self.catalog, self._providers, acc.downgrade_at)
         self.feedback = FeedbackService(self._engine, self._writer, self.stats)
         c = self.settings.cache
@@ -111,6 +120,7 @@ class Gateway:
         self._pipeline = Pipeline(
             [
                 RequestLog(self._writer),
+                self.llm_classifier,
                 AuthStage(self._keys, self.settings.master_key),
                 self._limits,
                 CommandStage(self.feedback),
@@ -147,6 +157,8 @@ class Gateway:
     async def stop(self) -> None:
         if self._ledger is not None:
             await self._ledger.drain()
+        if self.llm_classifier is not None:
+            await self.llm_classifier.drain()
         if self._keys is not None:
             await self._keys.aclose()
         if self._writer is not None:

@@ -10,6 +10,7 @@ __all__ = [
     "CacheSettings",
     "CompressionConfig",
     "FallbackSettings",
+    "LLMClassifierSettings",
     "RateLimit",
     "RoutingSettings",
     "LogSettings",
@@ -157,12 +158,23 @@ class CompressionConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class LLMClassifierSettings:
+    """Optional background classification by a cheap model, after the answer is sent. Its
+    spend never exceeds ``max_share`` of the traffic's own spend."""
+
+    enabled: bool = False
+    model: str = "openai:gpt-4o-mini"
+    max_share: float = 0.02
+
+
+@dataclass(frozen=True, slots=True)
 class RoutingSettings:
     """The ``auto`` policy: cheapest model whose proven success rate reaches ``threshold``."""
 
     threshold: float = 0.8
     min_samples: int = 20
     exploration: float = 0.05
+    llm_classifier: LLMClassifierSettings = field(default_factory=LLMClassifierSettings)
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,7 +28,7 @@ from meterline.wire.openai_request import decode_request
 
 __all__ = ["Fault", "OpenAISim", "SimSettings"]
 
-FaultKind = Literal["http", "hang", "drop_mid_stream", "no_usage"]
+FaultKind = Literal["ok", "http", "hang", "drop_mid_stream", "no_usage"]  # ok: no fault
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +88,7 @@ class OpenAISim:
         self.settings = settings or SimSettings()
         self.settings.rng.seed(self.settings.seed)
         self.faults: deque[Fault] = deque()
+        self.scripted: deque[str] = deque()
         self.received: list[dict[str, Any]] = []
         self.received_headers: list[dict[str, str]] = []
         self.cancelled_streams = 0
@@ -98,6 +99,10 @@ class OpenAISim:
 
     def fail_next(self, *faults: Fault) -> None:
         self.faults.extend(faults)
+
+    def say_next(self, *texts: str) -> None:
+        """The next answers' text, in order (tool calls and the usual reply are skipped)."""
+        self.scripted.extend(texts)
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024 * 1024)
@@ -179,7 +184,8 @@ class OpenAISim:
             return _error(fault.status, fault.message or message, kind, code, **headers)
         if fault is not None and fault.kind == "hang":
             return await self._hang(request)
-        reply = plan_reply(decode_request(body), self._cached_tokens)
+        text = self.scripted.popleft() if self.scripted else None
+        reply = plan_reply(decode_request(body), self._cached_tokens, text)
         await asyncio.sleep(self._delay(self.settings.ttft))
         if body.get("stream"):
             return await self._stream(request, body, reply, fault, started)

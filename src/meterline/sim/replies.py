@@ -110,19 +110,22 @@ def _tool_call(request: ChatRequest, seed: int) -> PlannedCall:
     return PlannedCall(f"call_{seed:08x}", name, arguments)
 
 
-def plan_reply(request: ChatRequest, cached: Callable[[str, int], int]) -> Reply:
-    """The simulated answer to ``request``; ``cached`` says how many prompt tokens were cached."""
+def plan_reply(
+    request: ChatRequest, cached: Callable[[str, int], int], text: str | None = None
+) -> Reply:
+    """The simulated answer to ``request``; ``cached`` says how many prompt tokens were cached;
+    ``text``, when given, is the answer (a test scripting what the model says)."""
     prompt_text = "".join(m.text for m in request.messages)
     seed = int.from_bytes(hashlib.sha256(prompt_text.encode()).digest()[:4], "big")
     enc = encoding_for(request.model)
     prompt_tokens = count_messages(request, request.model)
     reasoning = 64 + seed % 128 if request.model.startswith(_REASONING_PREFIXES) else 0
-    if _wants_tool(request):
+    if text is None and _wants_tool(request):
         call = _tool_call(request, seed)
         completion = len(enc.encode(call.name + call.arguments)) + 10
         return Reply("", [], [call], "tool_calls", prompt_tokens, completion + reasoning,
                      cached(prompt_text, prompt_tokens), reasoning)  # fmt: skip
-    tokens = enc.encode(_answer_text(request, seed))
+    tokens = enc.encode(text if text is not None else _answer_text(request, seed))
     finish = "stop"
     if request.max_tokens is not None and len(tokens) > request.max_tokens:
         tokens, finish = tokens[: request.max_tokens], "length"
