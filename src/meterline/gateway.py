@@ -210,12 +210,17 @@ class Gateway:
         return explain_route(self.route_stage, self.router, request)
 
     async def model_ids(self) -> list[tuple[str, str]]:
-        """``(id, owner)`` for every model of every enabled provider; a name served by more
-        than one provider is listed as ``provider:name`` for each."""
+        """``(id, owner)`` for every model of every enabled provider (a name served by more
+        than one provider is listed as ``provider:name`` for each), then ``auto`` and the
+        configured aliases, which clients such as Cursor can pick like any model."""
         served: list[tuple[str, str]] = []
         for provider in self.providers:
             served.extend((name, provider.name) for name in await provider.list_models())
         counts: dict[str, int] = {}
         for name, _ in served:
             counts[name] = counts.get(name, 0) + 1
-        return [(name if counts[name] == 1 else f"{owner}:{name}", owner) for name, owner in served]
+        listed = [
+            (name if counts[name] == 1 else f"{owner}:{name}", owner) for name, owner in served
+        ]
+        routed = [("auto", "meterline")] + [(alias, "meterline") for alias in self.settings.aliases]
+        return listed + routed

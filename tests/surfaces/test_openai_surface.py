@@ -216,3 +216,4 @@ def test_models_lists_every_enabled_provider(client: openai.OpenAI) -> None:
     assert models["llama-3.1-8b-instant"] == "groq"
     # gpt-4o-mini is served by both upstreams, so each is listed with its provider prefix.
     assert models["openai:gpt-4o-mini"] == "openai" and models["groq:gpt-4o-mini"] == "groq"
+    assert models["auto"] == models["fast"] == "meterline"  # routed names are offered too
