@@ -196,3 +196,29 @@ def test_breaker_halts_traffic_and_alerts_once(
     assert len(thresholds) == len(set(thresholds))  # each threshold alerted once per window
     kinds = sorted((p["kind"], p["threshold"]) for p in received)
     assert kinds == thresholds and all(a["delivered"] for a in budget["alerts"])
+
+
+def test_a_provider_breaker_halts_only_that_provider(
+    accounted: Accounted, clients: Clients
+) -> None:
+    live = accounted.start(provider_daily_halt_usd={"openai": "0.003"})
+    only_o3 = clients.openai(
+        live, create_key(live, models=["o3"])["key"]
+    )  # no downgrade to hide behind
+    with pytest.raises(openai.RateLimitError) as halted:
+        for i in range(10):
+            only_o3.chat.completions.create(
+                model="openai:o3",
+                max_tokens=100,  # type: ignore[arg-type]
+                messages=[{"role": "user", "content": f"Q{i}"}],
+            )
+            settle(live)
+    assert halted.value.code == "circuit_breaker_open" and "provider openai" in halted.value.message
+    settle(live)
+    breakers = httpx.get(f"{live.url}/health").json()["breakers"]
+    provider = next(b for b in breakers if b["scope"] == "provider")
+    assert provider["subject"] == "openai" and provider["state"] == "open"
+    assert Decimal(provider["spent_usd"]) <= Decimal("0.003")
+    assert (
+        next(b for b in breakers if b["scope"] == "global")["state"] == "closed"
+    )  # the rest runs on

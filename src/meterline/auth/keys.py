@@ -72,7 +72,9 @@ class ApiKey:
         return None
 
     def allows(self, model: str) -> bool:
-        return self.spec.models is None or model in self.spec.models
+        """``gpt-4o`` on the list also allows ``openai:gpt-4o``; ``openai:gpt-4o`` only that."""
+        models = self.spec.models
+        return models is None or model in models or model.partition(":")[2] in models
 
 
 def _from_row(row: Any) -> tuple[str, ApiKey]:

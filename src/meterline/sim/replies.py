@@ -127,8 +127,12 @@ def plan_reply(
                      cached(prompt_text, prompt_tokens), reasoning)  # fmt: skip
     tokens = enc.encode(text if text is not None else _answer_text(request, seed))
     finish = "stop"
-    if request.max_tokens is not None and len(tokens) > request.max_tokens:
-        tokens, finish = tokens[: request.max_tokens], "length"
+    if request.max_tokens is not None:
+        # Like OpenAI, the limit covers the hidden reasoning tokens and the visible answer.
+        reasoning = min(reasoning, request.max_tokens)
+        room = request.max_tokens - reasoning
+        if len(tokens) > room:
+            tokens, finish = tokens[:room], "length"
     pieces = [enc.decode(tokens[i : i + 2]) for i in range(0, len(tokens), 2)]
     return Reply("".join(pieces), pieces, [], finish, prompt_tokens, len(tokens) + reasoning,
                  cached(prompt_text, prompt_tokens), reasoning)  # fmt: skip
