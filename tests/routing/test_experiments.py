@@ -77,3 +77,48 @@ def test_bad_experiments_are_refused(live: LiveGateway) -> None:
         "match": "code_gen", "baseline": "openai:gpt-4o-mini", "challenger": "openai:gpt-4o",
         "weight": 1.5})  # fmt: skip
     assert weight.status_code == 400 and weight.json()["error"]["param"] == "weight"
+
+
+async def test_a_challenger_that_is_better_with_confidence_is_promoted(tmp_path: Path) -> None:
+    import datetime as dt
+
+    from meterline.routing.experiments import Experiments
+    from meterline.settings import LogSettings
+    from meterline.store import LogWriter, open_engine
+
+    engine = await open_engine(f"sqlite:///{tmp_path / 'p.db'}")
+    writer = LogWriter(engine, LogSettings(), tmp_path)
+    writer.start()
+    experiments = Experiments(engine, random.Random(1))
+    try:
+        exp = await experiments.create(
+            "code_gen", "openai:gpt-4.1-nano", "openai:gpt-4o-mini", 0.5, True
+        )
+        outcomes = {"baseline": [True] * 60 + [False] * 40, "challenger": [True] * 92 + [False] * 8}
+        for arm, results in outcomes.items():
+            for i, ok in enumerate(results):
+                writer.submit({
+                    "id": f"{arm[:4]}{i:04d}", "created_at": dt.datetime.now(dt.UTC), "tenant": "default",
+                    "key_id": None, "surface": "openai", "provider": "openai", "model_requested": "auto",
+                    "model": "m", "route_reason": "", "status": "ok", "http_status": 200, "error": None,
+                    "stream": False, "finish_reason": "stop", "input_tokens": 1, "output_tokens": 1,
+                    "cached_tokens": 0, "cache_write_tokens": 0, "reasoning_tokens": 0,
+                    "usage_estimated": False, "cost_pusd": 10, "latency_ms": 1.0, "ttft_ms": None,
+                    "metadata": None, "team": None, "user": None, "budget_remaining_pusd": None,
+                    "cache_hit": False, "tokens_before": None, "tokens_after": None, "compression": None,
+                    "request_group_id": None, "attempt": 1, "experiment": exp.id, "arm": arm,
+                    "success": ok, "task_type": "code_gen", "complexity": 10, "language": None,
+                    "stack": None, "domain": None,
+                })  # fmt: skip
+        await writer.flush()
+        report = await experiments.report(exp)
+        assert report["challenger_better_with_confidence"] is True
+        assert report["p_value_challenger_better"] < 0.05
+        assert report["status"] == "promoted"
+        promoted = experiments.match("code_gen", "auto")
+        assert promoted is not None and all(
+            experiments.assign(promoted)[0] == "challenger" for _ in range(20)
+        )
+    finally:
+        await writer.close()
+        await engine.dispose()
