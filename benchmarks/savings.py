@@ -27,6 +27,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+from cache_workloads import cache_rows, cache_table, reasked_questions
 from compression_workloads import MODEL, Workload, all_workloads
 from rich.console import Console
 from rich.table import Table
@@ -180,6 +181,7 @@ def main() -> None:
         " the default sampled counts' total saving minus the exact one."
     )
     console.print(latency_table(rows))
+    console.print(cache_table(cache_rows([*workloads, reasked_questions()])))
 
 
 if __name__ == "__main__":
