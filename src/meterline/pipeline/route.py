@@ -7,7 +7,9 @@ budgets, experiments) plug in here.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
+from dataclasses import replace
 
 from meterline.catalog import TIERS, Catalog, ModelInfo, Tier
 from meterline.errors import ModelNotFound
@@ -20,6 +22,15 @@ from meterline.routing.policy import Router
 from meterline.routing.stats import RouteStats
 
 __all__ = ["Resolver", "RouteStage", "auto_tier"]
+
+
+_DATED = re.compile(r"-(?:\d{8}|\d{4}-\d{2}-\d{2}|latest)$")
+
+
+def _undated(name: str) -> str:
+    """The catalog name of a dated snapshot: ``claude-sonnet-4-5-20250929`` →
+    ``claude-sonnet-4-5``, ``gpt-4o-2024-08-06`` → ``gpt-4o``."""
+    return _DATED.sub("", name)
 
 
 class Resolver:
@@ -46,9 +57,13 @@ class Resolver:
         return Route(provider, model, f"explicit {provider}:{name}")
 
     def _bare(self, name: str) -> Route | None:
-        for model in self.catalog.named(name):
-            if model.provider in self.providers:
-                return Route(model.provider, model, f"catalog: {name} served by {model.provider}")
+        for candidate in (name, _undated(name)):
+            for model in self.catalog.named(candidate):
+                if model.provider in self.providers:
+                    # A dated snapshot name (as Claude Code sends) goes upstream as asked.
+                    served = model if candidate == name else replace(model, name=name)
+                    reason = f"catalog: {candidate} served by {model.provider}"
+                    return Route(model.provider, served, reason)
         return None
 
     def _not_found(self, name: str) -> str:
