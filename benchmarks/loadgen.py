@@ -22,14 +22,15 @@ from pathlib import Path
 
 import aiohttp
 
-__all__ = ["COUNTER", "LoadResult", "have_wrk", "run_load"]
+__all__ = ["COUNTER", "TOKEN", "LoadResult", "have_wrk", "run_load"]
 
+TOKEN = "sk-bench"  # default bearer token sent with every request
 COUNTER = "{n}"  # replaced in each request body by a unique number, so no two are alike
 
 _WRK_SCRIPT = """\
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Authorization"] = "Bearer sk-bench"
+wrk.headers["Authorization"] = "Bearer {token}"
 local head, tail, counter = [==[{head}]==], [==[{tail}]==], 0
 
 function request()
@@ -63,16 +64,21 @@ def have_wrk() -> bool:
     return shutil.which("wrk") is not None
 
 
-def run_load(url: str, body: str, concurrency: int, duration: float, use_wrk: bool) -> LoadResult:
-    """Load ``url`` with ``concurrency`` connections for ``duration`` seconds."""
+def run_load(
+    url: str, body: str, concurrency: int, duration: float, use_wrk: bool, token: str = TOKEN
+) -> LoadResult:
+    """Load ``url`` with ``concurrency`` connections for ``duration`` seconds.
+
+    Every request carries ``Authorization: Bearer <token>``.
+    """
     runner = _run_wrk if use_wrk else _run_aiohttp
-    return runner(url, body, concurrency, duration)
+    return runner(url, body, concurrency, duration, token)
 
 
-def _run_wrk(url: str, body: str, concurrency: int, duration: float) -> LoadResult:
+def _run_wrk(url: str, body: str, concurrency: int, duration: float, token: str) -> LoadResult:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         head, tail = _split(body)
-        script.write(_WRK_SCRIPT.format(head=head, tail=tail))
+        script.write(_WRK_SCRIPT.format(head=head, tail=tail, token=token))
     try:
         seconds = max(1, round(duration))  # wrk takes whole seconds only
         command = ["wrk", "-t1", f"-c{concurrency}", f"-d{seconds}s", "--timeout", "10s"]
@@ -91,9 +97,9 @@ def _run_wrk(url: str, body: str, concurrency: int, duration: float) -> LoadResu
     return LoadResult(requests, micros / 1e6, p50 / 1000, p99 / 1000, transport + status)
 
 
-def _run_aiohttp(url: str, body: str, concurrency: int, duration: float) -> LoadResult:
+def _run_aiohttp(url: str, body: str, concurrency: int, duration: float, token: str) -> LoadResult:
     command = [sys.executable, __file__, url, "--concurrency", str(concurrency)]
-    command += ["--duration", str(duration)]
+    command += ["--duration", str(duration), "--token", token]
     out = subprocess.run(
         command, input=body, capture_output=True, text=True, timeout=duration + 30, check=True
     ).stdout
@@ -116,10 +122,15 @@ def _percentile(ordered: list[float], fraction: float) -> float:
 
 
 async def _worker(
-    session: aiohttp.ClientSession, url: str, body: str, deadline: float, out: list[float]
+    session: aiohttp.ClientSession,
+    url: str,
+    body: str,
+    deadline: float,
+    out: list[float],
+    token: str,
 ) -> int:
     errors = 0
-    headers = {"content-type": "application/json", "authorization": "Bearer sk-bench"}
+    headers = {"content-type": "application/json", "authorization": f"Bearer {token}"}
     head, tail = _split(body)
     while (started := time.perf_counter()) < deadline:
         data = f"{head}{next(_counter)}{tail}".encode()
@@ -134,14 +145,16 @@ async def _worker(
     return errors
 
 
-async def _aiohttp_load(url: str, body: str, concurrency: int, duration: float) -> LoadResult:
+async def _aiohttp_load(
+    url: str, body: str, concurrency: int, duration: float, token: str
+) -> LoadResult:
     latencies: list[float] = []
     connector = aiohttp.TCPConnector(limit=concurrency)
     timeout = aiohttp.ClientTimeout(total=10)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
         started = time.perf_counter()
         deadline = started + duration
-        jobs = [_worker(session, url, body, deadline, latencies) for _ in range(concurrency)]
+        jobs = [_worker(session, url, body, deadline, latencies, token) for _ in range(concurrency)]
         errors = sum(await asyncio.gather(*jobs))
         elapsed = time.perf_counter() - started
     latencies.sort()
@@ -156,9 +169,10 @@ def main() -> None:
     parser.add_argument("url")
     parser.add_argument("--concurrency", type=int, default=10)
     parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--token", default=TOKEN, help="bearer token for Authorization")
     args = parser.parse_args()
     body = sys.stdin.read()
-    result = asyncio.run(_aiohttp_load(args.url, body, args.concurrency, args.duration))
+    result = asyncio.run(_aiohttp_load(args.url, body, args.concurrency, args.duration, args.token))
     sys.stdout.write(json.dumps(asdict(result)) + "\n")
 
 

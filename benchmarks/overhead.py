@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
-from loadgen import COUNTER, LoadResult, have_wrk, run_load
+from loadgen import COUNTER, TOKEN, LoadResult, have_wrk, run_load
 from procs import child, cpu_seconds, free_port, machine_busy_seconds, memory_mb, wait_ready
 from rich.console import Console
 from rich.table import Table
@@ -83,20 +83,20 @@ def gateway_env(tmp: Path) -> dict[str, str]:
     return env | {"METERLINE_HOME": str(tmp)}
 
 
-def post(url: str, body: str) -> bytes:
-    headers = {"content-type": "application/json", "authorization": "Bearer sk-bench"}
+def post(url: str, body: str, token: str = TOKEN) -> bytes:
+    headers = {"content-type": "application/json", "authorization": f"Bearer {token}"}
     data = body.replace(COUNTER, str(time.time_ns())).encode()
     request = urllib.request.Request(url, data, headers, method="POST")
     with urllib.request.urlopen(request, timeout=10) as response:
         return bytes(response.read())
 
 
-def check_answers(url: str) -> None:
+def check_answers(url: str, token: str = TOKEN) -> None:
     """One plain and one streamed request, so a broken setup fails loudly, not as fast errors."""
-    answer = json.loads(post(url, request_body(stream=False)))
+    answer = json.loads(post(url, request_body(stream=False), token))
     if answer.get("object") != "chat.completion" or not answer.get("usage"):
         raise RuntimeError(f"{url}: unexpected answer {answer}")
-    events = post(url, request_body(stream=True)).decode()
+    events = post(url, request_body(stream=True), token).decode()
     if "chat.completion.chunk" not in events or '"usage":{' not in events.replace(" ", ""):
         raise RuntimeError(f"{url}: unexpected stream {events[:500]}")
     if not events.rstrip().endswith("data: [DONE]"):

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 __all__ = [
@@ -60,12 +61,18 @@ def child(command: list[str], log_path: Path, env: dict[str, str] | None = None)
     try:
         yield proc.pid
     finally:
-        proc.terminate()
+        _signal_group(proc.pid, signal.SIGTERM)  # the whole session: servers may fork workers
         try:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            _signal_group(proc.pid, signal.SIGKILL)
             proc.wait(timeout=5)
+
+
+def _signal_group(pid: int, sig: signal.Signals) -> None:
+    """Signal the process group that ``child`` created with ``start_new_session``."""
+    with suppress(ProcessLookupError):
+        os.killpg(pid, sig)
 
 
 def wait_ready(url: str, pid: int, log_path: Path, timeout: float = 30.0) -> None:
