@@ -18,6 +18,8 @@ def _usd(pusd: int) -> str:
 
 
 def print_stats(console: Console, groups: Sequence[GroupStats], title: str) -> None:
+    if not console.is_terminal:  # piped or logged: there is no screen to fit, keep every column
+        console.width = max(console.width, 140)
     table = Table(title=title, title_justify="left")
     for name in ("provider", "model"):
         table.add_column(name, no_wrap=True)
