@@ -68,15 +68,14 @@ class AnthropicSurface(Surface):
         prompt = count_messages(ctx.request, model)
         try:
             events = encoder.start(f"msg_{ctx.request_id}", model, prompt) + [ping()]
-            for event in events:
-                yield frame(*event)
+            yield b"".join(frame(*event) for event in events)
             usage = None
             async for chunk in chunks:
                 usage = chunk.usage or usage
-                for event in encoder.encode(chunk):
-                    yield frame(*event)
-            for event in encoder.finish(usage):
-                yield frame(*event)
+                frames = b"".join(frame(*event) for event in encoder.encode(chunk))
+                if frames:  # one write per upstream chunk, however many events it makes
+                    yield frames
+            yield b"".join(frame(*event) for event in encoder.finish(usage))
         except GatewayError as exc:
             yield frame("error", encode_error(exc))
         finally:

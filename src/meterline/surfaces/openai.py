@@ -53,8 +53,9 @@ class OpenAISurface(Surface):
         )
         try:
             async for chunk in chunks:
-                for body in encoder.encode(chunk):
-                    yield encode_event(orjson.dumps(body))
+                frames = b"".join(encode_event(orjson.dumps(b)) for b in encoder.encode(chunk))
+                if frames:  # one write per upstream chunk, however many events it makes
+                    yield frames
             yield b"data: [DONE]\n\n"
         except GatewayError as exc:
             # Headers are gone already; OpenAI reports a mid-stream failure as an error event.
