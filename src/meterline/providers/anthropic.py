@@ -7,10 +7,10 @@ The translation lives in :mod:`meterline.wire.anthropic_request` and
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
+from contextlib import aclosing
 from dataclasses import replace
 from typing import Any
 
-import aiohttp
 import orjson
 
 from meterline.errors import UpstreamConnectionError, UpstreamUnavailable
@@ -21,7 +21,7 @@ from meterline.types import ChatChunk, ChatRequest, ChatResponse
 from meterline.wire.anthropic_cache import add_cache_breakpoints
 from meterline.wire.anthropic_request import encode_request
 from meterline.wire.anthropic_response import StreamDecoder, decode_error, decode_response
-from meterline.wire.sse import SSEDecoder, SSEEvent
+from meterline.wire.sse import SSEEvent
 
 __all__ = ["ANTHROPIC_EXTRA_FIELDS", "AnthropicProvider", "anthropic_extra"]
 
@@ -129,51 +129,21 @@ class AnthropicProvider:
         return UpstreamCall("POST", f"{self.base_url}/v1/messages", self.headers, payload)
 
     async def complete(self, request: ChatRequest) -> ChatResponse:
-        raw = await self.http.send(self._call(request))
-        try:
-            body = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            raise UpstreamUnavailable(
-                f"{self.name} answered with a body that is not JSON", provider=self.name
-            ) from None
-        return decode_response(body)
+        return decode_response(self.http.json(await self.http.send(self._call(request))))
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[ChatChunk]:
-        response = await self.http.open(self._call(request))
-        finished = False
-        try:
-            sse, decoder = SSEDecoder(), StreamDecoder(self.name)
-            reader = response.content.iter_any()
-            try:
-                data: bytes = await self.http.first(reader)
-            except StopAsyncIteration:
-                data = b""
-            stopped = False
-            while True:
-                for event in sse.feed(data) if data else sse.close():
-                    payload = _payload(event, self.name)
-                    stopped = stopped or (payload.get("type") or event.event) == "message_stop"
-                    for chunk in decoder.feed(event.event, payload):
-                        yield chunk
-                if not data:
-                    break
-                data = await anext(reader, b"")
-            if not stopped:
-                raise UpstreamConnectionError(
-                    f"{self.name} ended the stream before message_stop", provider=self.name
-                )
-            finished = True
-        except aiohttp.ClientError as exc:
+        decoder = StreamDecoder(self.name)
+        stopped = False
+        async with aclosing(self.http.events(self._call(request))) as events:
+            async for event in events:
+                payload = _payload(event, self.name)
+                stopped = stopped or (payload.get("type") or event.event) == "message_stop"
+                for chunk in decoder.feed(event.event, payload):
+                    yield chunk
+        if not stopped:
             raise UpstreamConnectionError(
-                f"{self.name} broke off the stream: {exc}", provider=self.name
-            ) from None
-        finally:
-            # A stream read to its end returns its connection to the pool; one we abandon
-            # (client gone, error) is closed, which cancels the upstream generation.
-            if finished:
-                response.release()
-            else:
-                response.close()
+                f"{self.name} ended the stream before message_stop", provider=self.name
+            )
 
     async def list_models(self) -> list[str]:
         configured = [m.name for m in self.settings.models]

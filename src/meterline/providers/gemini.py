@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
+from contextlib import aclosing
 
-import aiohttp
 import orjson
 
-from meterline.errors import UpstreamConnectionError, UpstreamUnavailable
 from meterline.providers.base import ProviderDeps
 from meterline.providers.http import HttpClient, UpstreamCall
 from meterline.settings import ProviderSettings
@@ -21,7 +19,6 @@ from meterline.wire.gemini import (
     encode_request,
     model_path,
 )
-from meterline.wire.sse import SSEDecoder, SSEEvent
 
 __all__ = ["GeminiProvider"]
 
@@ -66,52 +63,14 @@ class GeminiProvider:
 
     async def complete(self, request: ChatRequest) -> ChatResponse:
         raw = await self.http.send(self._call(request, stream=False))
-        return decode_response(self._json(raw))
+        return decode_response(self.http.json(raw))
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[ChatChunk]:
-        response = await self.http.open(self._call(request, stream=True))
-        finished = False
-        try:
-            events, decoder = SSEDecoder(), StreamDecoder(self.name)
-            reader = response.content.iter_any()
-            data: bytes | None = await self._first(reader)
-            while data is not None:
-                for chunk in self._decode(events.feed(data), decoder):
+        decoder = StreamDecoder(self.name)
+        async with aclosing(self.http.events(self._call(request, stream=True))) as events:
+            async for event in events:
+                for chunk in decoder.feed(self.http.json(event.data)):
                     yield chunk
-                data = await anext(reader, None)
-            for chunk in self._decode(events.close(), decoder):
-                yield chunk
-            finished = True
-        except aiohttp.ClientError as exc:
-            raise UpstreamConnectionError(
-                f"{self.name} broke off the stream: {exc}", provider=self.name
-            ) from None
-        finally:
-            # A stream read to its end returns its connection to the pool; one we abandon
-            # (client gone, error) is closed, which cancels the upstream generation.
-            if finished:
-                response.release()
-            else:
-                response.close()
-
-    async def _first(self, reader: AsyncIterator[bytes]) -> bytes | None:
-        """The first bytes under the first-byte timeout; ``None`` for an empty body."""
-        try:
-            data: bytes = await self.http.first(reader)
-        except StopAsyncIteration:
-            return None
-        return data
-
-    def _decode(self, events: list[SSEEvent], decoder: StreamDecoder) -> list[ChatChunk]:
-        return [chunk for event in events for chunk in decoder.feed(self._json(event.data))]
-
-    def _json(self, raw: bytes | str) -> Any:
-        try:
-            return orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            raise UpstreamUnavailable(
-                f"{self.name} answered with invalid JSON", provider=self.name
-            ) from None
 
     async def list_models(self) -> list[str]:
         configured = [m.name for m in self.settings.models]
@@ -123,7 +82,7 @@ class GeminiProvider:
         if self._discovered is None:
             url = f"{self.base_url}/v1beta/models?pageSize=1000"
             raw = await self.http.send(UpstreamCall("GET", url, self.headers))
-            self._discovered = decode_models(self._json(raw))
+            self._discovered = decode_models(self.http.json(raw))
         return self._discovered
 
     async def aclose(self) -> None:

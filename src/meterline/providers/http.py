@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,8 +21,10 @@ from meterline.errors import (
     ProviderError,
     UpstreamConnectionError,
     UpstreamTimeout,
+    UpstreamUnavailable,
 )
 from meterline.settings import RetrySettings, TimeoutSettings
+from meterline.wire.sse import SSEDecoder, SSEEvent
 
 __all__ = ["ErrorDecoder", "HttpClient", "UpstreamCall"]
 
@@ -83,6 +86,57 @@ class HttpClient:
                     raise
             attempt += 1
             await asyncio.sleep(delay)
+
+    async def stream(self, call: UpstreamCall) -> AsyncGenerator[bytes, None]:
+        """The body of a 2xx answer as it arrives (with retries before the first byte).
+
+        The first bytes come under the first-byte timeout; a connection that breaks midway is an
+        :class:`UpstreamConnectionError`. A body read to its end returns its connection to the
+        pool; one abandoned (client gone, a decoding error) is closed, which cancels the upstream
+        generation. Iterate it inside ``contextlib.aclosing`` so that happens at once.
+        """
+        response = await self.open(call)
+        finished = False
+        try:
+            reader = response.content.iter_any()
+            data: bytes | None
+            try:
+                data = await self.first(reader)
+            except StopAsyncIteration:
+                data = None
+            while data is not None:
+                yield data
+                data = await anext(reader, None)
+            finished = True
+        except aiohttp.ClientError as exc:
+            raise UpstreamConnectionError(
+                f"{self.provider} broke off the stream: {exc}", provider=self.provider
+            ) from None
+        finally:
+            if finished:
+                response.release()
+            else:
+                response.close()
+
+    async def events(self, call: UpstreamCall) -> AsyncGenerator[SSEEvent, None]:
+        """The server-sent events of a streamed answer (see :meth:`stream`), including a last
+        one the upstream left unterminated."""
+        decoder = SSEDecoder()
+        async with aclosing(self.stream(call)) as body:
+            async for data in body:
+                for event in decoder.feed(data):
+                    yield event
+        for event in decoder.close():
+            yield event
+
+    def json(self, raw: bytes | str) -> Any:
+        """``raw`` parsed; an upstream that sends something else is unavailable, not a bug here."""
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise UpstreamUnavailable(
+                f"{self.provider} answered with a body that is not JSON", provider=self.provider
+            ) from None
 
     async def first(self, chunks: AsyncIterator[Any]) -> Any:
         """The first item of a stream, under the first-byte timeout."""

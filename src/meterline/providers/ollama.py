@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
+from contextlib import aclosing
 
-import aiohttp
 import orjson
 
-from meterline.errors import ProviderError, UpstreamConnectionError, UpstreamUnavailable
+from meterline.errors import ProviderError
 from meterline.providers.base import ProviderDeps
 from meterline.providers.http import HttpClient, UpstreamCall
 from meterline.settings import ProviderSettings
@@ -63,41 +62,16 @@ class OllamaProvider:
 
     async def complete(self, request: ChatRequest) -> ChatResponse:
         raw = await self.http.send(self._call(request, stream=False))
-        return decode_response(self._json(raw))
+        return decode_response(self.http.json(raw))
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[ChatChunk]:
-        response = await self.http.open(self._call(request, stream=True))
-        finished = False
-        try:
-            decoder = StreamDecoder(self.name)
-            reader = response.content.iter_any()
-            data: bytes | None = await self._first(reader)
-            while data is not None:
+        decoder = StreamDecoder(self.name)
+        async with aclosing(self.http.stream(self._call(request, stream=True))) as body:
+            async for data in body:
                 for chunk in decoder.feed(data):
                     yield chunk
-                data = await anext(reader, None)
-            for chunk in decoder.close():
-                yield chunk
-            finished = True
-        except aiohttp.ClientError as exc:
-            raise UpstreamConnectionError(
-                f"{self.name} broke off the stream: {exc}", provider=self.name
-            ) from None
-        finally:
-            # A stream read to its end returns its connection to the pool; one we abandon
-            # (client gone, error) is closed, which makes Ollama stop generating.
-            if finished:
-                response.release()
-            else:
-                response.close()
-
-    async def _first(self, reader: AsyncIterator[bytes]) -> bytes | None:
-        """The first bytes under the first-byte timeout; ``None`` for an empty body."""
-        try:
-            data: bytes = await self.http.first(reader)
-        except StopAsyncIteration:
-            return None
-        return data
+        for chunk in decoder.close():
+            yield chunk
 
     async def list_models(self) -> list[str]:
         """Configured models, then the server's (from ``/api/tags``, asked until it answers)."""
@@ -113,16 +87,8 @@ class OllamaProvider:
         """The models pulled on the server, from ``GET /api/tags``; cached after a success."""
         if self._tags is None:
             call = UpstreamCall("GET", f"{self.base_url}/api/tags", self.headers)
-            self._tags = decode_tags(self._json(await self.http.send(call)))
+            self._tags = decode_tags(self.http.json(await self.http.send(call)))
         return self._tags
-
-    def _json(self, raw: bytes) -> Any:
-        try:
-            return orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            raise UpstreamUnavailable(
-                f"{self.name} answered with invalid JSON", provider=self.name
-            ) from None
 
     async def aclose(self) -> None:
         """The shared session belongs to the app; nothing of our own to close."""

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 
-import aiohttp
 import orjson
 
-from meterline.errors import UpstreamConnectionError
 from meterline.providers.base import ProviderDeps
 from meterline.providers.http import HttpClient, UpstreamCall
 from meterline.settings import ProviderSettings
 from meterline.types import ChatChunk, ChatRequest, ChatResponse
 from meterline.wire.openai_request import encode_request
 from meterline.wire.openai_response import decode_chunk, decode_error, decode_response
-from meterline.wire.sse import SSEDecoder
 
 __all__ = ["OpenAIProvider"]
 
@@ -54,37 +52,15 @@ class OpenAIProvider:
         return decode_response(orjson.loads(raw))
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[ChatChunk]:
-        response = await self.http.open(self._call(request))
-        finished = False
-        try:
-            decoder = SSEDecoder()
-            reader = response.content.iter_any()
-            data: bytes = await self.http.first(reader)
-            while True:
-                for event in decoder.feed(data):
-                    if event.data == "[DONE]":
-                        continue
-                    body = orjson.loads(event.data)
-                    if isinstance(body, dict) and body.get("error") and not body.get("choices"):
-                        raise decode_error(500, body, {}, self.name)
-                    for chunk in decode_chunk(body):
-                        yield chunk
-                try:
-                    data = await anext(reader)
-                except StopAsyncIteration:
-                    break
-            finished = True
-        except aiohttp.ClientError as exc:
-            raise UpstreamConnectionError(
-                f"{self.name} broke off the stream: {exc}", provider=self.name
-            ) from None
-        finally:
-            # A stream read to its end returns its connection to the pool; one we abandon
-            # (client gone, error) is closed, which cancels the upstream generation.
-            if finished:
-                response.release()
-            else:
-                response.close()
+        async with aclosing(self.http.events(self._call(request))) as events:
+            async for event in events:
+                if event.data == "[DONE]":
+                    continue
+                body = orjson.loads(event.data)
+                if isinstance(body, dict) and body.get("error") and not body.get("choices"):
+                    raise decode_error(500, body, {}, self.name)
+                for chunk in decode_chunk(body):
+                    yield chunk
 
     async def list_models(self) -> list[str]:
         configured = [m.name for m in self.settings.models]
