@@ -18,7 +18,6 @@ import base64
 import datetime as dt
 import hashlib
 import secrets
-from collections import deque
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -26,8 +25,9 @@ import orjson
 from aiohttp import web
 
 from meterline.errors import InvalidRequest
-from meterline.sim.openai import Fault, SimSettings
 from meterline.sim.replies import Reply, plan_reply
+from meterline.sim.server import SimServer
+from meterline.sim.settings import Fault, SimSettings
 from meterline.tokens import count_text
 from meterline.types import ChatRequest, ResponseFormat
 from meterline.wire.anthropic_request import decode_request
@@ -229,7 +229,7 @@ def _events(message: dict[str, Any], blocks: list[Block]) -> list[Event]:
     return [*events, ("message_stop", {"type": "message_stop"})]
 
 
-class AnthropicSim:
+class AnthropicSim(SimServer[Fault | ErrorEvent]):
     """A fake Anthropic API on a local port; tests script failures with :meth:`fail_next`.
 
     Takes the same :class:`~meterline.sim.openai.SimSettings` as the OpenAI simulator (models,
@@ -239,20 +239,10 @@ class AnthropicSim:
     """
 
     def __init__(self, settings: SimSettings | None = None, cache_min_tokens: int = 1024) -> None:
-        self.settings = settings or SimSettings(models=ANTHROPIC_MODELS)
+        super().__init__(settings or SimSettings(models=ANTHROPIC_MODELS))
         self.settings.rng.seed(self.settings.seed)
         self.cache_min_tokens = cache_min_tokens
-        self.faults: deque[Fault | ErrorEvent] = deque()
-        self.received: list[dict[str, Any]] = []
-        self.received_headers: list[dict[str, str]] = []
-        self.cancelled_streams = 0
-        self.completed_streams = 0
         self._cached: set[str] = set()
-        self._runner: web.AppRunner | None = None
-        self.base_url = ""
-
-    def fail_next(self, *faults: Fault | ErrorEvent) -> None:
-        self.faults.extend(faults)
 
     def reset(self) -> None:
         """Forget scripted faults, recorded requests and the prompt cache."""
@@ -261,23 +251,10 @@ class AnthropicSim:
         self.received_headers.clear()
         self._cached.clear()
 
-    def app(self) -> web.Application:
-        app = web.Application(client_max_size=64 * 1024 * 1024)
+    def routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/messages", self.messages)
         app.router.add_post("/v1/messages/count_tokens", self.count_tokens)
         app.router.add_get("/v1/models", self.models)
-        return app
-
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        self._runner = web.AppRunner(self.app(), access_log=None, shutdown_timeout=1.0)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, host, port).start()
-        self.base_url = f"http://{host}:{self._runner.addresses[0][1]}"
-        return self.base_url
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
 
     def _gate(self, request: web.Request) -> web.Response | None:
         """The key (``x-api-key``, else a bearer token, as SDK 2.x sends it) and version."""
@@ -393,18 +370,6 @@ class AnthropicSim:
         ends = {"first_id": data[0]["id"], "last_id": data[-1]["id"]} if data else {}
         body = {"data": data, "has_more": False, "first_id": None, "last_id": None, **ends}
         return web.json_response(body, headers=_headers(), dumps=_dumps)
-
-    async def _hang(self, request: web.Request) -> web.Response:
-        """Answer nothing until the client gives up (a stuck upstream)."""
-        while request.transport is not None and not request.transport.is_closing():
-            await asyncio.sleep(0.02)
-        return web.Response(status=499)
-
-    def _delay(self, base: float) -> float:
-        if not base:
-            return 0.0
-        jitter = self.settings.rng.uniform(-1, 1) * self.settings.jitter * base
-        return max(0.0, base + jitter)
 
     async def _stream(
         self, request: web.Request, events: list[Event], fault: Fault | ErrorEvent | None

@@ -17,14 +17,14 @@ import asyncio
 import hashlib
 import json
 import secrets
-from collections import deque
 from typing import Any
 
 import orjson
 from aiohttp import web
 
-from meterline.sim.openai import Fault, SimSettings
 from meterline.sim.replies import Reply, plan_reply
+from meterline.sim.server import SimServer
+from meterline.sim.settings import Fault, SimSettings
 from meterline.types import (
     ChatRequest,
     ContentPart,
@@ -216,42 +216,19 @@ def _events(model: str, reply: Reply, thoughts: int, per_event: int) -> list[dic
     return events
 
 
-class GeminiSim:
+class GeminiSim(SimServer[Fault]):
     """The simulated Gemini API; ``base_url`` has no ``/v1beta`` (the provider adds the path)."""
 
     def __init__(self, settings: SimSettings | None = None) -> None:
-        self.settings = settings or SimSettings(models=GEMINI_MODELS)
+        super().__init__(settings or SimSettings(models=GEMINI_MODELS))
         self.settings.rng.seed(self.settings.seed)
-        self.faults: deque[Fault] = deque()
-        self.received: list[dict[str, Any]] = []
-        self.received_headers: list[dict[str, str]] = []
         self.received_paths: list[str] = []
         self.usage_sent: list[dict[str, Any]] = []  # the final usageMetadata of each answer
-        self.cancelled_streams = 0
-        self.completed_streams = 0
         self._prefixes: set[str] = set()
-        self._runner: web.AppRunner | None = None
-        self.base_url = ""
 
-    def fail_next(self, *faults: Fault) -> None:
-        self.faults.extend(faults)
-
-    def app(self) -> web.Application:
-        app = web.Application(client_max_size=64 * 1024 * 1024)
+    def routes(self, app: web.Application) -> None:
         app.router.add_post("/v1beta/models/{target}", self.generate)
         app.router.add_get("/v1beta/models", self.models)
-        return app
-
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        self._runner = web.AppRunner(self.app(), access_log=None, shutdown_timeout=1.0)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, host, port).start()
-        self.base_url = f"http://{host}:{self._runner.addresses[0][1]}"
-        return self.base_url
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
 
     def _auth(self, request: web.Request) -> web.Response | None:
         expected = self.settings.api_key
@@ -350,12 +327,6 @@ class GeminiSim:
             raise
         self.completed_streams += 1
         return response
-
-    async def _hang(self, request: web.Request) -> web.Response:
-        """Answer nothing until the client gives up (a stuck upstream)."""
-        while request.transport is not None and not request.transport.is_closing():
-            await asyncio.sleep(0.02)
-        return web.Response(status=499)
 
     def _cached(self, model: str, prompt_text: str, prompt_tokens: int) -> int:
         """Implicit caching: a prefix seen before, of 1024+ tokens (4096+ on Pro), is a hit."""

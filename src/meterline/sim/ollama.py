@@ -15,14 +15,14 @@ import asyncio
 import datetime as dt
 import hashlib
 import json
-from collections import deque
 from typing import Any
 
 import orjson
 from aiohttp import web
 
-from meterline.sim.openai import Fault, SimSettings
 from meterline.sim.replies import Reply, plan_reply
+from meterline.sim.server import SimServer
+from meterline.sim.settings import Fault, SimSettings
 from meterline.types import (
     ChatRequest,
     ContentPart,
@@ -149,39 +149,16 @@ def _lines(model: str, reply: Reply) -> list[dict[str, Any]]:
     return [*lines, final]
 
 
-class OllamaSim:
+class OllamaSim(SimServer[Fault]):
     """The simulated Ollama server; ``base_url`` is the server root (as ``OLLAMA_BASE_URL``)."""
 
     def __init__(self, settings: SimSettings | None = None) -> None:
-        self.settings = settings or SimSettings(models=OLLAMA_MODELS)
-        self.faults: deque[Fault] = deque()
-        self.received: list[dict[str, Any]] = []
-        self.received_headers: list[dict[str, str]] = []
-        self.cancelled_streams = 0
-        self.completed_streams = 0
+        super().__init__(settings or SimSettings(models=OLLAMA_MODELS))
         self.tags_requests = 0
-        self._runner: web.AppRunner | None = None
-        self.base_url = ""
 
-    def fail_next(self, *faults: Fault) -> None:
-        self.faults.extend(faults)
-
-    def app(self) -> web.Application:
-        app = web.Application(client_max_size=64 * 1024 * 1024)
+    def routes(self, app: web.Application) -> None:
         app.router.add_post("/api/chat", self.chat)
         app.router.add_get("/api/tags", self.tags)
-        return app
-
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        self._runner = web.AppRunner(self.app(), access_log=None, shutdown_timeout=1.0)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, host, port).start()
-        self.base_url = f"http://{host}:{self._runner.addresses[0][1]}"
-        return self.base_url
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
 
     async def tags(self, request: web.Request) -> web.Response:
         self.tags_requests += 1

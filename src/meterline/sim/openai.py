@@ -13,48 +13,20 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import random
 import secrets
 import time
 from collections import deque
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import orjson
 from aiohttp import web
 
 from meterline.sim.replies import Reply, plan_reply
+from meterline.sim.server import SimServer
+from meterline.sim.settings import Fault, SimSettings
 from meterline.wire.openai_request import decode_request
 
 __all__ = ["Fault", "OpenAISim", "SimSettings"]
-
-FaultKind = Literal["ok", "http", "hang", "drop_mid_stream", "no_usage"]  # ok: no fault
-
-
-@dataclass(frozen=True, slots=True)
-class Fault:
-    """One scripted misbehaviour for the next request."""
-
-    kind: FaultKind = "http"
-    status: int = 500
-    retry_after: float | None = None
-    message: str | None = None
-
-
-@dataclass(slots=True)
-class SimSettings:
-    models: tuple[str, ...] = (
-        "gpt-5", "gpt-5-mini", "gpt-5-nano", "gpt-4.1", "gpt-4.1-mini", "gpt-4.1-nano",
-        "gpt-4o", "gpt-4o-mini", "o3", "o4-mini",
-    )  # fmt: skip
-    api_key: str | None = None
-    ttft: float = 0.0
-    per_token: float = 0.0
-    jitter: float = 0.0
-    error_rate: float = 0.0
-    stream_usage: bool = True
-    seed: int = 7
-    rng: random.Random = field(default_factory=random.Random)
 
 
 def _error(status: int, message: str, kind: str, code: str | None, **headers: str) -> web.Response:
@@ -83,45 +55,22 @@ _HTTP_FAULTS: dict[int, tuple[str, str, str | None]] = {
 }
 
 
-class OpenAISim:
-    def __init__(self, settings: SimSettings | None = None) -> None:
-        self.settings = settings or SimSettings()
-        self.settings.rng.seed(self.settings.seed)
-        self.faults: deque[Fault] = deque()
-        self.scripted: deque[str] = deque()
-        self.received: list[dict[str, Any]] = []
-        self.received_headers: list[dict[str, str]] = []
-        self.cancelled_streams = 0
-        self.completed_streams = 0
-        self._prefixes: set[str] = set()
-        self._runner: web.AppRunner | None = None
-        self.base_url = ""
+class OpenAISim(SimServer[Fault]):
+    base_path = "/v1"
 
-    def fail_next(self, *faults: Fault) -> None:
-        self.faults.extend(faults)
+    def __init__(self, settings: SimSettings | None = None) -> None:
+        super().__init__(settings or SimSettings())
+        self.settings.rng.seed(self.settings.seed)
+        self.scripted: deque[str] = deque()
+        self._prefixes: set[str] = set()
 
     def say_next(self, *texts: str) -> None:
         """The next answers' text, in order (tool calls and the usual reply are skipped)."""
         self.scripted.extend(texts)
 
-    def app(self) -> web.Application:
-        app = web.Application(client_max_size=64 * 1024 * 1024)
+    def routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/chat/completions", self.chat)
         app.router.add_get("/v1/models", self.models)
-        return app
-
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        self._runner = web.AppRunner(self.app(), access_log=None, shutdown_timeout=1.0)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port)
-        await site.start()
-        bound = self._runner.addresses[0][1]
-        self.base_url = f"http://{host}:{bound}/v1"
-        return self.base_url
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
 
     def _headers(self, started: float) -> dict[str, str]:
         return {
@@ -191,17 +140,6 @@ class OpenAISim:
             return await self._stream(request, body, reply, fault, started)
         return web.json_response(self._completion(body, reply), headers=self._headers(started),
                                  dumps=_dumps)  # fmt: skip
-
-    async def _hang(self, request: web.Request) -> web.Response:
-        """Answer nothing until the client gives up (a stuck upstream)."""
-        while request.transport is not None and not request.transport.is_closing():
-            await asyncio.sleep(0.02)
-        return web.Response(status=499)
-
-    def _delay(self, base: float) -> float:
-        if not base:
-            return 0.0
-        return max(0.0, base + self.settings.rng.uniform(-1, 1) * self.settings.jitter * base)
 
     def _cached_tokens(self, prompt_text: str, prompt_tokens: int) -> int:
         """OpenAI caches prompts of 1024+ tokens in 128-token steps once a prefix was seen."""
