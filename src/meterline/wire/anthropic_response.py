@@ -21,10 +21,6 @@ import orjson
 from meterline.errors import (
     GatewayError,
     ProviderError,
-    UpstreamAuthFailed,
-    UpstreamBadRequest,
-    UpstreamRateLimited,
-    UpstreamTimeout,
     UpstreamUnavailable,
 )
 from meterline.types import (
@@ -39,6 +35,7 @@ from meterline.types import (
     ToolCallPart,
     Usage,
 )
+from meterline.wire.errors import error_for_status
 from meterline.wire.sse import encode_event
 
 __all__ = [
@@ -455,40 +452,11 @@ def encode_error(error: GatewayError) -> dict[str, Any]:
     return {"type": "error", "error": {"type": kind, "message": error.message}}
 
 
-def _retry_after(headers: dict[str, str]) -> float | None:
-    for name in ("retry-after-ms", "retry-after"):
-        value = headers.get(name)
-        if value:
-            try:
-                seconds = float(value)
-            except ValueError:
-                return None
-            return seconds / 1000 if name == "retry-after-ms" else seconds
-    return None
-
-
 def decode_error(status: int, body: Any, headers: dict[str, str], provider: str) -> ProviderError:
     """Map an upstream Anthropic error answer to the gateway's hierarchy, keeping its message."""
     err = body.get("error") if isinstance(body, dict) else None
     message = (err.get("message") if isinstance(err, dict) else None) or f"upstream HTTP {status}"
     kind = err.get("type") if isinstance(err, dict) else None
-    text = f"{provider}: {message}"
-    common: dict[str, Any] = {"provider": provider, "upstream_status": status}
-    if status == 429:
-        after = _retry_after(headers)
-        out: ProviderError = UpstreamRateLimited(text, retry_after=after, **common)
-        if after is not None:
-            out.headers["retry-after"] = str(max(1, round(after)))
-        return out
-    if status in (401, 403):
-        return UpstreamAuthFailed(
-            f"{provider} rejected the gateway's credentials: {message}", **common
-        )
-    if status in (408, 504):
-        return UpstreamTimeout(text, **common)
-    if 400 <= status < 500:
-        bad = UpstreamBadRequest(text, **common)
-        bad.status = 404 if status == 404 else 400
-        return bad
-    code = "overloaded_error" if status == 529 or kind == "overloaded_error" else None
-    return UpstreamUnavailable(text, code=code, **common)
+    overloaded = status >= 500 and (status == 529 or kind == "overloaded_error")
+    code = "overloaded_error" if overloaded else None
+    return error_for_status(status, message, headers, provider, code=code)

@@ -49,7 +49,7 @@ from meterline.types import (
     ToolResultPart,
     Usage,
 )
-from meterline.wire.openai_response import _retry_after
+from meterline.wire.errors import retry_after
 
 __all__ = [
     "StreamDecoder",
@@ -523,7 +523,7 @@ def _bad_key(err: dict[str, Any]) -> bool:
 def _rate_limited(
     text: str, err: dict[str, Any], headers: dict[str, str], common: dict[str, Any]
 ) -> ProviderError:
-    after = _retry_after(headers)
+    after = retry_after(headers)
     if after is None:
         after = _retry_delay(err)
     out = UpstreamRateLimited(text, retry_after=after, **common)

@@ -23,10 +23,6 @@ from typing import Any
 from meterline.errors import (
     InvalidRequest,
     ProviderError,
-    UpstreamAuthFailed,
-    UpstreamBadRequest,
-    UpstreamRateLimited,
-    UpstreamTimeout,
     UpstreamUnavailable,
 )
 from meterline.types import (
@@ -46,7 +42,7 @@ from meterline.types import (
     ToolResultPart,
     Usage,
 )
-from meterline.wire.openai_response import _retry_after
+from meterline.wire.errors import error_for_status
 
 __all__ = ["StreamDecoder", "decode_error", "decode_response", "decode_tags", "encode_request"]
 
@@ -334,25 +330,7 @@ def _error_message(body: Any) -> str | None:
 def decode_error(status: int, body: Any, headers: dict[str, str], provider: str) -> ProviderError:
     """Map an Ollama error answer (``{"error": "message"}``) to the gateway's hierarchy."""
     message = _error_message(body) or f"upstream HTTP {status}"
-    text = f"{provider}: {message}"
-    common: dict[str, Any] = {"provider": provider, "upstream_status": status}
-    if status == 429:
-        after = _retry_after(headers)
-        out: ProviderError = UpstreamRateLimited(text, retry_after=after, **common)
-        if after is not None:
-            out.headers["retry-after"] = str(max(1, round(after)))
-        return out
-    if status in (401, 403):
-        return UpstreamAuthFailed(
-            f"{provider} rejected the gateway's credentials: {message}", **common
-        )
-    if status in (408, 504):
-        return UpstreamTimeout(text, **common)
-    if 400 <= status < 500:
-        bad = UpstreamBadRequest(text, **common)
-        bad.status = 404 if status == 404 else 400
-        return bad
-    return UpstreamUnavailable(text, **common)
+    return error_for_status(status, message, headers, provider)
 
 
 def decode_tags(body: Any) -> list[str]:
