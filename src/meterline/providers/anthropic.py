@@ -15,7 +15,7 @@ import orjson
 
 from meterline.errors import UpstreamConnectionError, UpstreamUnavailable
 from meterline.providers.base import ProviderDeps
-from meterline.providers.http import HttpClient, UpstreamCall
+from meterline.providers.http import UpstreamCall
 from meterline.settings import ProviderSettings, RetrySettings
 from meterline.types import ChatChunk, ChatRequest, ChatResponse
 from meterline.wire.anthropic_cache import add_cache_breakpoints
@@ -96,7 +96,7 @@ class AnthropicProvider:
         self.settings = settings
         self.deps = deps
         self.base_url = _base_url(settings, deps.env, self.default_base_url)
-        key = settings.api_key or (deps.env.get(settings.api_key_env or "") or None)
+        key = deps.api_key(settings)
         self.headers = {
             "content-type": "application/json",
             "anthropic-version": self.api_version,
@@ -104,12 +104,8 @@ class AnthropicProvider:
         }
         if key:
             self.headers["x-api-key"] = key
-        self.http = HttpClient(
-            deps.session,
-            self.name,
-            _retry_overloaded(settings.retry or deps.retry),
-            settings.timeout or deps.timeout,
-            decode_error,
+        self.http = deps.http(
+            settings, decode_error, _retry_overloaded(settings.retry or deps.retry)
         )
         self._discovered: list[str] | None = None
 

@@ -15,6 +15,7 @@ from typing import Protocol
 import aiohttp
 
 from meterline.catalog import Catalog
+from meterline.providers.http import ErrorDecoder, HttpClient
 from meterline.settings import ProviderSettings, RetrySettings, TimeoutSettings
 from meterline.types import ChatChunk, ChatRequest, ChatResponse
 
@@ -48,6 +49,25 @@ class ProviderDeps:
     retry: RetrySettings = field(default_factory=RetrySettings)
     timeout: TimeoutSettings = field(default_factory=TimeoutSettings)
     env: Mapping[str, str] = field(default_factory=dict)
+
+    def api_key(self, settings: ProviderSettings) -> str | None:
+        """The provider's key: from the config, else from the variable ``api_key_env`` names."""
+        return settings.api_key or (self.env.get(settings.api_key_env or "") or None)
+
+    def http(
+        self,
+        settings: ProviderSettings,
+        decode_error: ErrorDecoder,
+        retry: RetrySettings | None = None,
+    ) -> HttpClient:
+        """The provider's HTTP client: its own retry and timeout settings, else the defaults."""
+        return HttpClient(
+            self.session,
+            settings.name,
+            retry or settings.retry or self.retry,
+            settings.timeout or self.timeout,
+            decode_error,
+        )
 
 
 ProviderFactory = Callable[[ProviderSettings, ProviderDeps], Provider]

@@ -8,7 +8,7 @@ from contextlib import aclosing
 import orjson
 
 from meterline.providers.base import ProviderDeps
-from meterline.providers.http import HttpClient, UpstreamCall
+from meterline.providers.http import UpstreamCall
 from meterline.settings import ProviderSettings
 from meterline.types import ChatChunk, ChatRequest, ChatResponse
 from meterline.wire.gemini import (
@@ -42,17 +42,11 @@ class GeminiProvider:
         self.deps = deps
         base = (settings.base_url or self.default_base_url).rstrip("/")
         self.base_url = base.removesuffix("/v1beta")
-        key = settings.api_key or (deps.env.get(settings.api_key_env or "") or None)
+        key = deps.api_key(settings)
         self.headers = {"content-type": "application/json", **settings.headers}
         if key:
             self.headers["x-goog-api-key"] = key
-        self.http = HttpClient(
-            deps.session,
-            self.name,
-            settings.retry or deps.retry,
-            settings.timeout or deps.timeout,
-            decode_error,
-        )
+        self.http = deps.http(settings, decode_error)
         self._discovered: list[str] | None = None
 
     def _call(self, request: ChatRequest, stream: bool) -> UpstreamCall:

@@ -14,7 +14,7 @@ import orjson
 
 from meterline.errors import ProviderError
 from meterline.providers.base import ProviderDeps
-from meterline.providers.http import HttpClient, UpstreamCall
+from meterline.providers.http import UpstreamCall
 from meterline.settings import ProviderSettings
 from meterline.types import ChatChunk, ChatRequest, ChatResponse
 from meterline.wire.ollama import (
@@ -42,17 +42,11 @@ class OllamaProvider:
         self.deps = deps
         base = (settings.base_url or self.default_base_url).rstrip("/")
         self.base_url = base.removesuffix("/v1")
-        key = settings.api_key or (deps.env.get(settings.api_key_env or "") or None)
+        key = deps.api_key(settings)
         self.headers = {"content-type": "application/json", **settings.headers}
         if key:
             self.headers["authorization"] = f"Bearer {key}"
-        self.http = HttpClient(
-            deps.session,
-            self.name,
-            settings.retry or deps.retry,
-            settings.timeout or deps.timeout,
-            decode_error,
-        )
+        self.http = deps.http(settings, decode_error)
         self._tags: list[str] | None = None
 
     def _call(self, request: ChatRequest, stream: bool) -> UpstreamCall:

@@ -8,7 +8,7 @@ from contextlib import aclosing
 import orjson
 
 from meterline.providers.base import ProviderDeps
-from meterline.providers.http import HttpClient, UpstreamCall
+from meterline.providers.http import UpstreamCall
 from meterline.settings import ProviderSettings
 from meterline.types import ChatChunk, ChatRequest, ChatResponse
 from meterline.wire.openai_request import encode_request
@@ -28,17 +28,11 @@ class OpenAIProvider:
         self.settings = settings
         self.deps = deps
         self.base_url = (settings.base_url or self.default_base_url).rstrip("/")
-        key = settings.api_key or (deps.env.get(settings.api_key_env or "") or None)
+        key = deps.api_key(settings)
         self.headers = {"content-type": "application/json", **settings.headers}
         if key:
             self.headers["authorization"] = f"Bearer {key}"
-        self.http = HttpClient(
-            deps.session,
-            self.name,
-            settings.retry or deps.retry,
-            settings.timeout or deps.timeout,
-            decode_error,
-        )
+        self.http = deps.http(settings, decode_error)
         self._discovered: list[str] | None = None
 
     def _call(self, request: ChatRequest) -> UpstreamCall:
