@@ -17,6 +17,7 @@ from meterline.accounting.counters import open_counters
 from meterline.accounting.ledger import Ledger
 from meterline.admin.keys import key_json, parse_key_spec
 from meterline.auth import KeyRing
+from meterline.errors import InvalidRequest
 from meterline.settings import BudgetEntry, Settings
 from meterline.store import open_engine
 
@@ -65,11 +66,28 @@ def _key_body(args: argparse.Namespace) -> dict[str, object]:
         body["models"] = [m.strip() for m in args.models.split(",") if m.strip()]
     if args.budget_usd:
         body["budget"] = {"usd": args.budget_usd, "period": args.budget_period}
+    if args.cache_ttl is not None:
+        body["cache_ttl"] = args.cache_ttl
+    body["compression"] = _compression_switches(args.compression, args.stages)
     return body
 
 
+def _compression_switches(whole: str | None, stages: str | None) -> dict[str, str] | None:
+    """``--compression off --stages dedup=off,trim=on`` as the API's ``compression`` object."""
+    switches = {"enabled": whole} if whole else {}
+    for item in (stages or "").split(","):
+        name, _, value = item.partition("=")
+        if name.strip():
+            switches[name.strip()] = value.strip()
+    return switches or None
+
+
 def _keys_create(settings: Settings, args: argparse.Namespace, console: Console) -> int:
-    spec = parse_key_spec(_key_body(args))
+    try:
+        spec = parse_key_spec(_key_body(args))
+    except InvalidRequest as exc:
+        console.print(f"[red]error[/red] {exc.message}", highlight=False)
+        return 2
 
     async def create(s: _Services) -> None:
         key, plaintext = await s.keys.create(spec)
@@ -138,6 +156,9 @@ def add_account_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
     create.add_argument(
         "--budget-period", default="monthly", choices=["daily", "weekly", "monthly"]
     )
+    create.add_argument("--cache-ttl", type=float, help="seconds; 0: never cache for this key")
+    create.add_argument("--compression", choices=["on", "off"], help="prompt compression")
+    create.add_argument("--stages", help="per-stage compression, e.g. dedup=off,trim=off")
     create.set_defaults(account=_keys_create)
     listing = keys_sub.add_parser("list", help="list keys (never their plaintext)")
     listing.add_argument("--tenant")

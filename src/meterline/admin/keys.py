@@ -1,4 +1,8 @@
-"""``/api/keys``: create (plaintext shown once), list, revoke. Master key only."""
+"""``/api/keys``: create (plaintext shown once), list, revoke. Master key only.
+
+A key may also override the response cache TTL and prompt compression
+(:mod:`meterline.admin.key_options`).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from starlette.routing import Route
 from meterline.accounting.ledger import usd_to_pusd
 from meterline.admin.access import Access
 from meterline.admin.http import answers_errors, json_body
+from meterline.admin.key_options import options_json, parse_key_options
 from meterline.auth import ApiKey, KeySpec
 from meterline.catalog import to_usd
 from meterline.errors import InvalidRequest, ModelNotFound
@@ -84,6 +89,7 @@ def parse_key_spec(body: dict[str, Any]) -> KeySpec:
         budget_pusd=budget,
         budget_period=period,
         expires_at=_expiry(body.get("expires_at")),
+        options=parse_key_options(body),
     )
 
 
@@ -96,7 +102,7 @@ def key_json(key: ApiKey) -> dict[str, Any]:
         "id": key.id, "prefix": key.prefix, "name": spec.name, "tenant": spec.tenant,
         "team": spec.team, "user": spec.user,
         "models": list(spec.models) if spec.models is not None else None,
-        "rpm": spec.rpm, "tpm": spec.tpm, "budget": budget,
+        "rpm": spec.rpm, "tpm": spec.tpm, "budget": budget, **options_json(spec.options),
         "expires_at": spec.expires_at.isoformat() if spec.expires_at else None,
         "created_at": key.created_at.isoformat(),
         "revoked_at": key.revoked_at.isoformat() if key.revoked_at else None,

@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from meterline.auth.options import KeyOptions
 from meterline.store.schema import api_keys
 from meterline.types import Principal
 
@@ -49,6 +50,7 @@ class KeySpec:
     budget_pusd: int | None = None
     budget_period: str | None = None
     expires_at: dt.datetime | None = None
+    options: KeyOptions = KeyOptions()
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +60,10 @@ class ApiKey:
     spec: KeySpec
     created_at: dt.datetime
     revoked_at: dt.datetime | None = None
+
+    @property
+    def options(self) -> KeyOptions:
+        return self.spec.options
 
     @property
     def principal(self) -> Principal:
@@ -83,6 +89,7 @@ def _from_row(row: Any) -> tuple[str, ApiKey]:
         models=tuple(row.models) if row.models is not None else None,
         rpm=row.rpm, tpm=row.tpm, budget_pusd=row.budget_pusd,
         budget_period=row.budget_period, expires_at=row.expires_at,
+        options=KeyOptions.from_json(row.options),
     )  # fmt: skip
     return row.key_hash, ApiKey(row.id, row.prefix, spec, row.created_at, row.revoked_at)
 
@@ -149,7 +156,7 @@ class KeyRing:
             "models": list(spec.models) if spec.models is not None else None,
             "rpm": spec.rpm, "tpm": spec.tpm, "budget_pusd": spec.budget_pusd,
             "budget_period": spec.budget_period, "expires_at": spec.expires_at,
-            "created_at": key.created_at,
+            "options": spec.options.to_json(), "created_at": key.created_at,
         }  # fmt: skip
         async with self.engine.begin() as conn:
             await conn.execute(api_keys.insert().values(**values))

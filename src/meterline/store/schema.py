@@ -146,6 +146,7 @@ api_keys = Table(
     Column("expires_at", UTCDateTime()),
     Column("revoked_at", UTCDateTime()),
     Column("created_at", UTCDateTime(), nullable=False),
+    Column("options", JSON),  # cache and compression overrides; NULL: none
 )
 
 budgets = Table(
