@@ -1,7 +1,8 @@
 """Cache stage: answer from the response cache, share in-flight calls, store fresh answers.
 
 * Cached: requests with temperature 0 or unset (or any, with ``cache_sampled``), for ``ttl``
-  seconds (``x-meterline-cache-ttl`` and ``cache.ttl_by_model`` override it).
+  seconds. Precedence: ``x-meterline-cache-ttl`` > the key's ``cache_ttl`` >
+  ``cache.ttl_by_model`` > ``cache.ttl``; a key with ``cache_ttl: 0`` skips the cache.
 * Every answer is also kept for ``dedupe_window`` seconds, so an editor that sends the same
   request twice gets the first answer even when sampling is on.
 * Identical requests in flight at the same moment share one upstream call.
@@ -41,6 +42,14 @@ def _ttl_header(ctx: RequestContext) -> float | None:
         return None
 
 
+def _key_skips(ctx: RequestContext) -> bool:
+    """A key with ``cache_ttl: 0`` neither reads nor writes the cache (a TTL header wins)."""
+    key = ctx.key
+    if key is None or key.options.cache_ttl != 0:
+        return False
+    return "x-meterline-cache-ttl" not in ctx.headers
+
+
 class CacheStage:
     def __init__(self, backend: CacheBackend, settings: CacheSettings) -> None:
         self.backend = backend
@@ -57,11 +66,13 @@ class CacheStage:
         header = _ttl_header(ctx)
         if header is not None:
             return header
+        if ctx.key is not None and ctx.key.options.cache_ttl is not None:
+            return ctx.key.options.cache_ttl
         return self.settings.ttl_by_model.get(ctx.model_requested, self.settings.ttl)
 
     async def __call__(self, ctx: RequestContext) -> Reply | None:
         skip = ctx.headers.get("x-meterline-skip-cache", "").lower() in ("1", "true", "yes")
-        if not self.settings.enabled or skip or ctx.route is None:
+        if not self.settings.enabled or skip or ctx.route is None or _key_skips(ctx):
             ctx.response_headers["x-meterline-cache"] = "skip"
             return None
         ttl = self._ttl(ctx)

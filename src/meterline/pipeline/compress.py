@@ -3,12 +3,16 @@
 Runs after the cache lookup (cache keys are over the request as the client sent it) and before
 the budget (which then reserves on the smaller prompt). Tokens before and after, and the savings
 of each stage, go on the log row; ``x-meterline-tokens-saved`` tells the client.
+
+Precedence: ``x-meterline-compress: off`` > the key's ``compression`` switches > the config.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
+from meterline.auth import CompressionOverride
 from meterline.compress import CompressionSettings, compress
 from meterline.pipeline.context import RequestContext
 from meterline.settings import CompressionConfig
@@ -31,24 +35,36 @@ def _client_caches(ctx: RequestContext) -> bool:
 class CompressStage:
     def __init__(self, config: CompressionConfig) -> None:
         self.config = config
+        # The config merged with each distinct key override, built on first use: as small as
+        # the set of different overrides, and nothing is merged per request.
+        self._by_override: dict[CompressionOverride, CompressionConfig] = {}
 
-    def _settings(self, ctx: RequestContext) -> CompressionSettings:
-        c = self.config
+    def _config(self, ctx: RequestContext) -> CompressionConfig:
+        override = ctx.key.options.compression if ctx.key is not None else None
+        if override is None:
+            return self.config
+        merged = self._by_override.get(override)
+        if merged is None:
+            merged = self._by_override[override] = replace(self.config, **override.changes())
+        return merged
+
+    def _settings(self, ctx: RequestContext, c: CompressionConfig) -> CompressionSettings:
         model = ctx.route.model.name if ctx.route else ctx.request.model
         return CompressionSettings(normalize=c.normalize, dedup=c.dedup, symbols=c.symbols,
                                    code=c.code, trim=c.trim, trim_threshold=c.trim_threshold,
                                    model=model)  # fmt: skip
 
     async def __call__(self, ctx: RequestContext) -> None:
+        config = self._config(ctx)
         switch = ctx.headers.get("x-meterline-compress", "on").lower()
-        if not self.config.enabled or switch in ("off", "false", "0") or _client_caches(ctx):
+        if not config.enabled or switch in ("off", "false", "0") or _client_caches(ctx):
             return None
         size = sum(len(p.text) for m in ctx.request.messages for p in m.parts
                    if isinstance(p, TextPart))  # fmt: skip
-        if size < self.config.min_chars:
+        if size < config.min_chars:
             return None
         try:
-            smaller, report = compress(ctx.request, self._settings(ctx))
+            smaller, report = compress(ctx.request, self._settings(ctx, config))
         except Exception:  # noqa: BLE001 - fail open: the original prompt goes out
             log.exception("compressing request %s failed; sending it as it came", ctx.request_id)
             return None
