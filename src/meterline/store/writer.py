@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import orjson
-from sqlalchemy import insert
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from meterline.settings import LogSettings
+from meterline.store.inserts import BulkInsert
 from meterline.store.schema import requests
 
 __all__ = ["LogWriter"]
@@ -50,6 +50,7 @@ class LogWriter:
         self._queue: asyncio.Queue[_Item] = asyncio.Queue(settings.queue_size)
         self._spill: TextIO | None = None
         self._task: asyncio.Task[None] | None = None
+        self._insert = BulkInsert(requests)
         self.written = 0
         self.spilled = 0
 
@@ -107,7 +108,7 @@ class LogWriter:
         for attempt in range(3):
             try:
                 async with self.engine.begin() as conn:
-                    await conn.execute(insert(requests), batch)
+                    await self._insert.run(conn, batch)
                 self.written += len(batch)
                 return
             except SQLAlchemyError:

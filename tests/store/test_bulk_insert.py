@@ -1,0 +1,70 @@
+"""The log writer's bulk insert stores exactly what SQLAlchemy's own insert stores, on SQLite
+and PostgreSQL: every column, JSON nulls and objects, timestamps read back aware."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import insert, select, text
+
+from meterline.store import open_engine
+from meterline.store.inserts import BulkInsert
+from meterline.store.schema import requests
+
+
+def _row(request_id: str, **changes: Any) -> dict[str, Any]:
+    row: dict[str, Any] = {column.name: None for column in requests.c if column.name != "rating"}
+    row |= {
+        "id": request_id, "created_at": dt.datetime(2026, 3, 1, 12, 30, 5, 123456, dt.UTC),
+        "tenant": "acme", "surface": "openai", "model_requested": "gpt-4o-mini", "status": "ok",
+        "http_status": 200, "stream": True, "input_tokens": 19, "output_tokens": 9,
+        "cached_tokens": 0, "cache_write_tokens": 0, "reasoning_tokens": 0,
+        "usage_estimated": False, "cost_pusd": 8_250_000, "latency_ms": 0.812,
+        "cache_hit": False, "attempt": 1, "success": True,
+    }  # fmt: skip
+    return row | changes
+
+
+async def test_same_rows_as_sqlalchemy_insert(database_url: str) -> None:
+    engine = await open_engine(database_url)
+    try:
+        shapes = [{"metadata": None, "compression": {"dedup": 3}},
+                  {"metadata": {"app": "x"}, "compression": None, "ttft_ms": 0.5}]  # fmt: skip
+        async with engine.begin() as conn:
+            await BulkInsert(requests).run(
+                conn, [_row(f"new{i}", **s) for i, s in enumerate(shapes)]
+            )
+            await conn.execute(
+                insert(requests), [_row(f"old{i}", **s) for i, s in enumerate(shapes)]
+            )
+        async with engine.connect() as conn:
+            raw = {r.id: r._asdict() for r in await conn.execute(text("SELECT * FROM requests"))}
+            typed = {r.id: r._asdict() for r in await conn.execute(select(requests))}
+    finally:
+        await engine.dispose()
+    for i in range(len(shapes)):
+        assert {**raw[f"new{i}"], "id": ""} == {**raw[f"old{i}"], "id": ""}
+        assert {**typed[f"new{i}"], "id": ""} == {**typed[f"old{i}"], "id": ""}
+    assert typed["new1"]["metadata"] == {"app": "x"}
+    assert typed["new0"]["created_at"] == dt.datetime(2026, 3, 1, 12, 30, 5, 123456, dt.UTC)
+
+
+async def test_rows_missing_columns_get_their_defaults(database_url: str) -> None:
+    engine = await open_engine(database_url)
+    try:
+        row = _row("short")
+        for name in ("tenant", "input_tokens", "attempt"):
+            del row[name]
+        async with engine.begin() as conn:
+            await BulkInsert(requests).run(conn, [row, _row("full")])
+        async with engine.connect() as conn:
+            found = {r.id: r for r in await conn.execute(select(requests))}
+    finally:
+        await engine.dispose()
+    assert (found["short"].tenant, found["short"].input_tokens, found["short"].attempt) == (
+        "default",
+        0,
+        1,
+    )
+    assert found["full"].tenant == "acme"
