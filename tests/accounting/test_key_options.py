@@ -4,6 +4,7 @@ with a 400 in the API's error JSON when malformed."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -43,7 +44,7 @@ def test_options_round_trip_through_the_api(gateway: LiveGateway) -> None:
     # What the gateway serves with comes from the database too (as another replica loads it).
     gateway.call(lambda g: g.keys.load())
     loaded = gateway.call(lambda g: g.keys.lookup(created["key"]))
-    assert loaded is not None and loaded.options == KeyOptions(
+    assert loaded is not None and loaded.spec.options == KeyOptions(
         2.5, CompressionOverride(enabled=True, dedup=False, trim=False)
     )
 
@@ -103,3 +104,14 @@ def test_the_command_line_sets_and_checks_options(tmp_path: Path) -> None:
     assert listed["compression"] == {"enabled": True, "dedup": False, "code": False}
     bad = _cli(tmp_path, "create", "--name", "x", "--tenant", "acme", "--stages", "dedup")
     assert bad.returncode == 2 and "'compression.dedup' must be on or off" in bad.stdout
+
+
+def test_each_set_of_switches_has_its_own_ident_and_survives_storage() -> None:
+    states = (None, False, True)
+    overrides = [CompressionOverride(*s) for s in itertools.product(states, repeat=6)]
+    assert len({o.ident for o in overrides}) == len(overrides) == 3**6
+    for override in overrides:
+        options = KeyOptions(1.0, override)
+        back = KeyOptions.from_json(options.to_json())
+        expected = override if override.changes() else None
+        assert (back.cache_ttl, back.compression) == (1.0, expected)

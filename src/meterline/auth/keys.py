@@ -62,10 +62,6 @@ class ApiKey:
     revoked_at: dt.datetime | None = None
 
     @property
-    def options(self) -> KeyOptions:
-        return self.spec.options
-
-    @property
     def principal(self) -> Principal:
         return Principal(self.spec.tenant, self.spec.team, self.spec.user, self.id)
 

@@ -15,7 +15,7 @@ Precedence, highest first:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = ["COMPRESSION_SWITCHES", "CompressionOverride", "KeyOptions"]
@@ -33,6 +33,16 @@ class CompressionOverride:
     symbols: bool | None = None
     code: bool | None = None
     trim: bool | None = None
+    #: One number per distinct set of switches (base 3: unset, off, on), computed once so the
+    #: compress stage finds its merged config for this override without hashing six fields.
+    ident: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        ident = 0
+        for name in COMPRESSION_SWITCHES:
+            value = getattr(self, name)
+            ident = ident * 3 + (0 if value is None else 1 + int(value))
+        object.__setattr__(self, "ident", ident)
 
     def changes(self) -> dict[str, bool]:
         """The switches this override sets, by name."""

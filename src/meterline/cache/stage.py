@@ -45,7 +45,7 @@ def _ttl_header(ctx: RequestContext) -> float | None:
 def _key_skips(ctx: RequestContext) -> bool:
     """A key with ``cache_ttl: 0`` neither reads nor writes the cache (a TTL header wins)."""
     key = ctx.key
-    if key is None or key.options.cache_ttl != 0:
+    if key is None or key.spec.options.cache_ttl != 0:
         return False
     return "x-meterline-cache-ttl" not in ctx.headers
 
@@ -66,8 +66,9 @@ class CacheStage:
         header = _ttl_header(ctx)
         if header is not None:
             return header
-        if ctx.key is not None and ctx.key.options.cache_ttl is not None:
-            return ctx.key.options.cache_ttl
+        key_ttl = ctx.key.spec.options.cache_ttl if ctx.key is not None else None
+        if key_ttl is not None:
+            return key_ttl
         return self.settings.ttl_by_model.get(ctx.model_requested, self.settings.ttl)
 
     async def __call__(self, ctx: RequestContext) -> Reply | None:

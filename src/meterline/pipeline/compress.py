@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 
-from meterline.auth import CompressionOverride
 from meterline.compress import CompressionSettings, compress
 from meterline.pipeline.context import RequestContext
 from meterline.settings import CompressionConfig
@@ -35,17 +34,19 @@ def _client_caches(ctx: RequestContext) -> bool:
 class CompressStage:
     def __init__(self, config: CompressionConfig) -> None:
         self.config = config
-        # The config merged with each distinct key override, built on first use: as small as
-        # the set of different overrides, and nothing is merged per request.
-        self._by_override: dict[CompressionOverride, CompressionConfig] = {}
+        # The config merged with each distinct key override (by its ident), built on first
+        # use: as small as the set of different overrides, and nothing is merged per request.
+        self._by_override: dict[int, CompressionConfig] = {}
 
     def _config(self, ctx: RequestContext) -> CompressionConfig:
-        override = ctx.key.options.compression if ctx.key is not None else None
+        key = ctx.key
+        override = key.spec.options.compression if key is not None else None
         if override is None:
             return self.config
-        merged = self._by_override.get(override)
+        merged = self._by_override.get(override.ident)
         if merged is None:
-            merged = self._by_override[override] = replace(self.config, **override.changes())
+            merged = replace(self.config, **override.changes())
+            self._by_override[override.ident] = merged
         return merged
 
     def _settings(self, ctx: RequestContext, c: CompressionConfig) -> CompressionSettings:
@@ -55,9 +56,10 @@ class CompressStage:
                                    model=model)  # fmt: skip
 
     async def __call__(self, ctx: RequestContext) -> None:
+        if ctx.headers.get("x-meterline-compress", "on").lower() in ("off", "false", "0"):
+            return None
         config = self._config(ctx)
-        switch = ctx.headers.get("x-meterline-compress", "on").lower()
-        if not config.enabled or switch in ("off", "false", "0") or _client_caches(ctx):
+        if not config.enabled or _client_caches(ctx):
             return None
         size = sum(len(p.text) for m in ctx.request.messages for p in m.parts
                    if isinstance(p, TextPart))  # fmt: skip
