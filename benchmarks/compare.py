@@ -1,57 +1,41 @@
-"""Meterline against another gateway (LiteLLM's proxy), both in front of the same fast upstream.
+"""Meterline's overhead over a fast upstream, optionally side by side with LiteLLM's proxy.
 
-    .venv/bin/python benchmarks/compare.py --against litellm [--quick] [--duration 10]
+    .venv/bin/python benchmarks/compare.py [--against litellm] [--quick] [--duration 10]
+    .venv/bin/python benchmarks/compare.py --soak 600 [--soak-rate 400]
 
-LiteLLM is installed into a throw-away virtual environment (default ``.bench/litellm-venv``,
-reused when it already holds the pinned version), never into Meterline's own. Its proxy runs
-offline (``LITELLM_LOCAL_MODEL_COST_MAP=True``), one worker, a master key and no database, with
-one model routed to ``fastupstream.py``. Meterline runs exactly as in ``overhead.py``. ``wrk``
-(or the aiohttp fallback) drives direct, Meterline and LiteLLM in turn with the same bodies,
-each run with its own unique prompts. One table is printed; every child process is stopped on
-exit, error and Ctrl-C.
+The fake upstream (``fastupstream.py``) and Meterline (every default stage on, cache off: see
+``targets.py``) always run; ``--against litellm`` adds LiteLLM's proxy (``litellm_proxy.py``).
+``wrk`` (or the aiohttp fallback of ``loadgen.py``) drives each in turn, streaming and not, at
+each concurrency, with unique prompts. One table is printed (``--json`` also writes it as
+JSON); every child process is stopped on exit, error and Ctrl-C. ``--soak`` runs a steady rate
+instead and prints the gateway's memory over time (``soak.py``).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
 import signal
-import subprocess
+import sqlite3
 import sys
 import tempfile
 import time
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from types import FrameType
+from typing import Any
 
-from loadgen import TOKEN, LoadResult, have_wrk, run_load
-from overhead import (
-    HERE,
-    MODEL,
-    _stop,
-    check_answers,
-    console,
-    gateway_config,
-    gateway_env,
-    request_body,
-)
-from procs import child, cpu_seconds, free_port, machine_busy_seconds, memory_mb, wait_ready
-from rich.table import Table
+from litellm_proxy import LITELLM_VERSION, ensure_litellm, start_litellm
+from loadgen import LoadResult, have_wrk, run_load
+from procs import cpu_seconds, machine_busy_seconds, memory_mb
+from report import console, print_results, print_soak
+from soak import soak
+from targets import HERE, Target, check_answers, request_body, start_meterline, start_upstream
 
-LITELLM_VERSION = "1.106.2"
-LITELLM_KEY = "sk-litellm-bench-master"  # the proxy's master key; sent as the bearer token
-TARGETS = ("direct", "meterline", "litellm")
-
-
-@dataclass(frozen=True, slots=True)
-class Target:
-    """One thing to load: where to send requests, which token, which process to watch."""
-
-    name: str
-    url: str
-    token: str
-    pid: int
+__all__ = ["Row", "main"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +46,7 @@ class Row:
     load: LoadResult
     cpu_per_1k: float  # CPU seconds the target's server spent per 1,000 requests
     other_pct: float  # share of the machine's CPU used by processes outside the benchmark
+    ttft_ms: float | None  # p50 time to the first body bytes (streams only)
 
 
 def ours_and_machine(pids: list[int]) -> tuple[float, float]:
@@ -70,58 +55,6 @@ def ours_and_machine(pids: list[int]) -> tuple[float, float]:
     servers = sum(cpu_seconds(pid) for pid in pids)
     ours = servers + children.ru_utime + children.ru_stime + me.user + me.system
     return ours, machine_busy_seconds()
-
-
-def installed_version(python: Path) -> str | None:
-    """The litellm version importable by ``python``, or None."""
-    code = "import importlib.metadata as m; print(m.version('litellm'))"
-    done = subprocess.run([str(python), "-c", code], capture_output=True, text=True)
-    return done.stdout.strip() if done.returncode == 0 else None
-
-
-def ensure_litellm(venv: Path) -> Path:
-    """Create ``venv`` if needed and install ``litellm[proxy]==LITELLM_VERSION``; its bin dir."""
-    python = venv / "bin" / "python"
-    if not python.exists():
-        console.print(f"creating {venv}")
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    if installed_version(python) != LITELLM_VERSION:
-        console.print(f"installing litellm[proxy]=={LITELLM_VERSION} into {venv}", markup=False)
-        spec = f"litellm[proxy]=={LITELLM_VERSION}"
-        done = subprocess.run(
-            [str(python), "-m", "pip", "install", "-q", spec], capture_output=True, text=True
-        )
-        found = installed_version(python)
-        if done.returncode != 0 or found != LITELLM_VERSION:
-            tail = (done.stderr or done.stdout)[-1500:]
-            raise SystemExit(
-                f"error: could not install litellm[proxy]=={LITELLM_VERSION} from the package "
-                f"registry (installed: {found or 'none'}); not using another version.\n{tail}"
-            )
-    return venv / "bin"
-
-
-def litellm_config(tmp: Path, upstream_port: int) -> Path:
-    """A proxy config: MODEL routed to the fake upstream; master key; no database."""
-    path = tmp / "litellm.yaml"
-    path.write_text(
-        "model_list:\n"
-        f"  - model_name: {MODEL}\n"
-        "    litellm_params:\n"
-        f"      model: openai/{MODEL}\n"
-        f"      api_base: http://127.0.0.1:{upstream_port}/v1\n"
-        "      api_key: sk-bench\n"
-        "general_settings:\n"
-        f"  master_key: {LITELLM_KEY}\n"
-    )
-    return path
-
-
-def litellm_env(tmp: Path) -> dict[str, str]:
-    """Offline, no database, no provider keys from the caller's environment."""
-    prefixes = ("OPENAI_", "ANTHROPIC_", "GEMINI_", "LITELLM_", "DATABASE_URL")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
-    return env | {"LITELLM_LOCAL_MODEL_COST_MAP": "True", "HOME": str(tmp)}
 
 
 def measure(
@@ -139,133 +72,140 @@ def measure(
     others = (busy_after - busy_before) - (ours_after - ours_before)
     wall = (time.monotonic() - started) * (os.cpu_count() or 1)
     per_1k = cpu / load.requests * 1000 if load.requests else 0.0
+    ttft = load.ttft_p50_ms
+    if stream and ttft is None:  # wrk cannot see the first token: a short aiohttp probe can
+        probe = max(1.0, args.duration / 5)
+        ttft = run_load(target.url, body, concurrency, probe, False, target.token).ttft_p50_ms
     console.print(f" {load.rps:9,.0f} req/s  p50 {load.p50_ms:7.2f} ms  p99 {load.p99_ms:7.2f} ms")
-    return Row(target.name, stream, concurrency, load, per_1k, max(0.0, others) / wall * 100)
+    return Row(target.name, stream, concurrency, load, per_1k, max(0.0, others) / wall * 100,
+               ttft if stream else None)  # fmt: skip
 
 
-def results_table(rows: list[Row]) -> Table:
-    """One table: every target per (stream, concurrency), Δp50 vs direct, Meterline ÷ LiteLLM."""
-    table = Table(
-        title="Meterline vs LiteLLM proxy, same fake upstream (direct = upstream alone)",
-        caption="Δp50: target minus direct. ML÷LL: Meterline req/s ÷ LiteLLM req/s for the same "
-        "stream/concurrency. CPU s/1k: CPU seconds the target's server used per 1,000 requests. "
-        "other CPU: machine share used outside the benchmark (should be ~0).",
-    )
-    for name in ("target", "stream", "conc", "req/s", "p50 ms", "p99 ms", "errors", "Δp50 ms"):
-        table.add_column(name, justify="left" if name in ("target", "stream") else "right")
-    table.add_column("ML÷LL req/s", justify="right")
-    table.add_column("CPU s/1k", justify="right")
-    table.add_column("other CPU", justify="right")
-    by_key = {(r.target, r.stream, r.concurrency): r for r in rows}
-    for row in rows:
-        direct = by_key.get(("direct", row.stream, row.concurrency))
-        delta = ""
-        if row.target != "direct" and direct is not None:
-            delta = f"{row.load.p50_ms - direct.load.p50_ms:+.2f}"
-        ratio = ""
-        ml = by_key.get(("meterline", row.stream, row.concurrency))
-        ll = by_key.get(("litellm", row.stream, row.concurrency))
-        if row.target == "litellm" and ml and ll and ll.load.rps:
-            ratio = f"{ml.load.rps / ll.load.rps:.2f}×"
-        table.add_row(
-            row.target,
-            "yes" if row.stream else "no",
-            str(row.concurrency),
-            f"{row.load.rps:,.0f}",
-            f"{row.load.p50_ms:.2f}",
-            f"{row.load.p99_ms:.2f}",
-            str(row.load.errors),
-            delta,
-            ratio,
-            f"{row.cpu_per_1k:.2f}",
-            f"{row.other_pct:.0f}%",
-        )
-    return table
+def logged_rows(db: Path) -> int:
+    with sqlite3.connect(db) as conn:
+        return int(conn.execute("SELECT count(*) FROM requests").fetchone()[0])
 
 
-def run(args: argparse.Namespace, tmp: Path, bin_dir: Path) -> None:
-    """Start the upstream and both gateways, check and warm them, measure, print."""
-    up_port, ml_port, ll_port = free_port(), free_port(), free_port()
-    serve = [sys.executable, "-m", "meterline.cli", "serve", "--host", "127.0.0.1"]
-    serve += ["--port", str(ml_port), "--config", str(gateway_config(tmp, up_port))]
-    serve += ["--database-url", f"sqlite:///{tmp / 'bench.db'}", "--log-level", "warning"]
-    proxy = [str(bin_dir / "litellm"), "--host", "127.0.0.1", "--port", str(ll_port)]
-    proxy += ["--config", str(litellm_config(tmp, up_port)), "--num_workers", "1"]
+def start_targets(stack: ExitStack, tmp: Path, args: argparse.Namespace) -> list[Target]:
+    """direct, meterline and (with ``--against litellm``) litellm, each checked once."""
+    upstream, port = start_upstream(stack, tmp)
+    targets = [upstream, start_meterline(stack, tmp, port)]
+    if args.against == "litellm":
+        targets.append(start_litellm(stack, tmp, args.litellm_bin, port))
+    for target in targets:
+        check_answers(target)
+    return targets
+
+
+def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    """Start the servers, warm them up, measure every row, print and return the results."""
     rows: list[Row] = []
+    served: dict[str, int] = {}
     with ExitStack() as stack:
-        upstream = [sys.executable, str(HERE / "fastupstream.py"), "--port", str(up_port)]
-        up_pid = stack.enter_context(child(upstream, tmp / "upstream.log"))
-        wait_ready(f"http://127.0.0.1:{up_port}/health", up_pid, tmp / "upstream.log")
-        ml_pid = stack.enter_context(child(serve, tmp / "meterline.log", gateway_env(tmp)))
-        ll_pid = stack.enter_context(child(proxy, tmp / "litellm.log", litellm_env(tmp)))
-        wait_ready(f"http://127.0.0.1:{ml_port}/health", ml_pid, tmp / "meterline.log")
-        ll_health = f"http://127.0.0.1:{ll_port}/health/liveliness"
-        wait_ready(ll_health, ll_pid, tmp / "litellm.log", timeout=120)
-        path = "/v1/chat/completions"
-        targets = [
-            Target("direct", f"http://127.0.0.1:{up_port}{path}", TOKEN, up_pid),
-            Target("meterline", f"http://127.0.0.1:{ml_port}{path}", TOKEN, ml_pid),
-            Target("litellm", f"http://127.0.0.1:{ll_port}{path}", LITELLM_KEY, ll_pid),
-        ]
-        for target in targets:
-            check_answers(target.url, target.token)
+        targets = start_targets(stack, tmp, args)
         rss_before = {t.name: memory_mb(t.pid) for t in targets[1:]}
         for target in targets:
             for stream in (False, True):
-                top = max(args.concurrency)
                 body = request_body(stream)
-                run_load(target.url, body, top, args.warmup, args.wrk, target.token)
+                warm = run_load(target.url, body, max(args.concurrency), args.warmup, args.wrk,
+                                target.token)  # fmt: skip
+                served[target.name] = served.get(target.name, 2) + warm.requests
+        pids = [t.pid for t in targets]
         for stream in (False, True):
             for concurrency in args.concurrency:
-                pids = [t.pid for t in targets]
                 rows += [measure(t, pids, stream, concurrency, args) for t in targets]
         rss_after = {t.name: memory_mb(t.pid) for t in targets[1:]}
-    console.print(results_table(rows))
-    if max(r.other_pct for r in rows) > 5:
-        console.print("[yellow]warning:[/yellow] other processes used the CPU during the run "
-                      "(see 'other CPU'); those rows are low and noisy")  # fmt: skip
-    for name, before in rss_before.items():
-        console.print(f"{name} RSS: {before:.1f} MiB after start-up, {rss_after[name]:.1f} MiB "
-                      "after the runs")  # fmt: skip
+    for row in rows:
+        served[row.target] += row.load.requests
+    memory = {
+        name: {"rss_before_mib": rss_before[name], "rss_after_mib": rss_after[name],
+               "requests_served": served[name]}
+        for name in rss_before
+    }  # fmt: skip
+    logged = logged_rows(tmp / "bench.db")
+    print_results(rows, memory, logged)
+    return {"rows": [row_json(r) for r in rows], "memory": memory, "meterline_log_rows": logged}
 
 
-def parse_args() -> argparse.Namespace:
+def row_json(row: Row) -> dict[str, Any]:
+    return {"target": row.target, "stream": row.stream, "concurrency": row.concurrency,
+            **asdict(row.load), "rps": row.load.rps, "cpu_s_per_1k": row.cpu_per_1k,
+            "other_cpu_pct": row.other_pct, "ttft_ms": row.ttft_ms}  # fmt: skip
+
+
+def run_soak(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    """Meterline alone at a steady rate for ``--soak`` seconds; its RSS as a series."""
+    with ExitStack() as stack:
+        upstream, port = start_upstream(stack, tmp)
+        meterline = start_meterline(stack, tmp, port)
+        check_answers(meterline)
+        result = soak(meterline, args.soak, args.soak_rate, args.soak_interval)
+    print_soak(result)
+    return {"soak": result.to_json(), "meterline_log_rows": logged_rows(tmp / "bench.db")}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command line; ``--quick`` is a short smoke run at concurrency 1 and 10."""
-    parser = argparse.ArgumentParser(description="Compare Meterline with another gateway.")
-    parser.add_argument("--against", choices=["litellm"], default="litellm")
-    parser.add_argument("--duration", type=int, default=10, help="seconds per measurement")
+    parser = argparse.ArgumentParser(description="Meterline's overhead; optionally vs LiteLLM.")
+    parser.add_argument("--against", choices=["litellm"], help="also load LiteLLM's proxy")
+    parser.add_argument("--duration", type=float, default=10, help="seconds per measurement")
     parser.add_argument("--concurrency", default="1,10,50", help="comma-separated, e.g. 1,10,50")
     parser.add_argument("--quick", action="store_true", help="2 s per measurement, c=1,10")
+    parser.add_argument("--warmup", type=float, help="seconds of warm-up per target and mode")
     parser.add_argument("--loadgen", choices=["auto", "wrk", "aiohttp"], default="auto")
     parser.add_argument("--workdir", type=Path, default=HERE.parent / ".bench")
-    args = parser.parse_args()
+    parser.add_argument("--json", type=Path, help="also write the results to this file")
+    parser.add_argument(
+        "--soak",
+        type=float,
+        nargs="?",
+        const=600.0,
+        metavar="SECONDS",
+        help="soak run instead: a steady rate, RSS every 10 s (default 600 s)",
+    )
+    parser.add_argument("--soak-rate", type=float, default=400.0, help="requests/s in the soak")
+    parser.add_argument("--soak-interval", type=float, default=10.0, help="seconds per sample")
+    args = parser.parse_args(argv)  # fmt: skip
     args.concurrency = [int(c) for c in args.concurrency.split(",") if c.strip()]
     if args.quick:
         args.duration = 2
         args.concurrency = [c for c in args.concurrency if c <= 10] or args.concurrency[:1]
-    args.warmup = 1.0 if args.quick else 2.0
+    if args.warmup is None:
+        args.warmup = 1.0 if args.quick or args.duration < 2 else 2.0
     args.wrk = args.loadgen == "wrk" or (args.loadgen == "auto" and have_wrk())
+    if args.loadgen == "wrk" and not have_wrk():
+        parser.error("wrk is not installed (apt-get install -y wrk)")
     return args
 
 
-def main() -> int:
-    """Install (or reuse) LiteLLM, then benchmark; 130 on Ctrl-C, 1 on a failed setup."""
-    args = parse_args()
+def _stop(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Benchmark (or soak); 130 on Ctrl-C, 1 on a failed setup."""
+    args = parse_args(argv)
     signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGINT, _stop)  # also when started in the background, where it is ignored
     try:
-        bin_dir = ensure_litellm(args.workdir / "litellm-venv")
-        runs = 6 * len(args.concurrency) * args.duration + 6 * args.warmup
-        console.print(f"LiteLLM {LITELLM_VERSION}; load generator: "
-                      f"{'wrk' if args.wrk else 'aiohttp'}; ~{runs:.0f} s of load")  # fmt: skip
-        with tempfile.TemporaryDirectory(prefix="meterline-compare-") as tmp:
-            run(args, Path(tmp), bin_dir)
+        if args.against == "litellm" and not args.soak:
+            args.litellm_bin = ensure_litellm(args.workdir / "litellm-venv", console.print)
+        n = 3 if args.against else 2
+        runs = args.soak or 2 * n * (len(args.concurrency) * args.duration + args.warmup)
+        versus = f"LiteLLM {LITELLM_VERSION}; " if args.against and not args.soak else ""
+        loadgen = "aiohttp" if args.soak or not args.wrk else "wrk"
+        console.print(f"{versus}load generator: {loadgen}; "
+                      f"~{runs:.0f} s of load on {os.cpu_count()} core(s)")  # fmt: skip
+        with tempfile.TemporaryDirectory(prefix="meterline-bench-") as tmp:
+            results = run_soak(args, Path(tmp)) if args.soak else run(args, Path(tmp))
     except KeyboardInterrupt:
         console.print("\ninterrupted; servers stopped")
         return 130
     except RuntimeError as error:
         console.print(f"[red]error:[/red] {error}")
         return 1
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
     return 0
 
 

@@ -166,6 +166,22 @@ def _demo(args: argparse.Namespace) -> int:
     return code
 
 
+def _bench(args: argparse.Namespace) -> int:
+    """``benchmarks/compare.py`` of the source checkout this package runs from."""
+    import subprocess
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "compare.py"
+    if not script.is_file():
+        print(  # noqa: T201
+            "meterline bench runs benchmarks/compare.py from a source checkout of Meterline "
+            f"(not found at {script}); install with 'pip install -e .' from a clone.",
+            file=sys.stderr,
+        )
+        return 2
+    return subprocess.run([sys.executable, str(script), *args.bench_args]).returncode
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="meterline", description="A self-hosted LLM gateway.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -205,11 +221,23 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--requests", type=int, default=120)
     demo.add_argument("--seed", type=int, default=7)
     demo.set_defaults(run=_demo)
+
+    bench = sub.add_parser(
+        "bench",
+        help="overhead benchmark (benchmarks/compare.py; e.g. --quick, --against litellm, --soak)",
+        add_help=False,
+    )
+    bench.set_defaults(run=_bench)  # every argument after "bench" goes to compare.py
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    if args.command == "bench":
+        args.bench_args = extra
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return int(args.run(args))
     except ConfigError as exc:
