@@ -10,6 +10,7 @@ import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import aiohttp
 from sqlalchemy.engine import make_url
@@ -21,7 +22,7 @@ from meterline.accounting.ledger import Ledger
 from meterline.auth import KeyRing
 from meterline.cache import CacheBackend, CacheStage, open_cache
 from meterline.catalog import Catalog
-from meterline.pipeline import Pipeline
+from meterline.pipeline import Pipeline, Stage
 from meterline.pipeline.auth import AuthStage
 from meterline.pipeline.budget import BudgetStage
 from meterline.pipeline.classify import ClassifyStage
@@ -41,6 +42,10 @@ from meterline.routing.stats import RouteStats
 from meterline.settings import Settings, default_database_url
 from meterline.store import LogWriter, open_engine
 from meterline.types import ChatRequest
+
+if TYPE_CHECKING:
+    from meterline.cache.embedder import Embedder
+    from meterline.cache.semantic import SemanticCache
 
 __all__ = ["Gateway"]
 
@@ -64,6 +69,8 @@ class Gateway:
         self._limits: RateLimitStage | None = None
         self._cache_backend: CacheBackend | None = None
         self.cache: CacheStage | None = None
+        self._embedder: Embedder | None = None
+        self.semantic_cache: SemanticCache | None = None
         self.stats = RouteStats()
         self.router = Router(self.catalog, self.stats, settings.routing)
         self.route_stage: RouteStage | None = None
@@ -117,6 +124,7 @@ class Gateway:
             c.backend, acc.redis_url, f"{acc.redis_prefix}cache:", c.max_entries, c.max_bytes
         )
         self.cache = CacheStage(self._cache_backend, c)
+        semantic = await self._start_semantic_cache()
         self._pipeline = Pipeline(
             [
                 RequestLog(self._writer),
@@ -127,6 +135,7 @@ class Gateway:
                 ClassifyStage(),
                 self.route_stage,
                 self.cache,
+                *semantic,
                 CompressStage(self.settings.compression),
                 budget,
                 Dispatch(
@@ -140,6 +149,18 @@ class Gateway:
             ]
         )
         log.info("meterline started with providers: %s", ", ".join(p.name for p in self._providers))
+
+    async def _start_semantic_cache(self) -> list[Stage]:
+        """The semantic cache stage, when configured; its model loads only then."""
+        c = self.settings.cache
+        if self._cache_backend is None or not (c.enabled and c.semantic.wanted):
+            return []
+        from meterline.cache.embedder import E5Embedder
+        from meterline.cache.semantic import SemanticCache
+
+        self._embedder = await E5Embedder.open(c.semantic.max_pending)
+        self.semantic_cache = SemanticCache(self._cache_backend, self._embedder, c)
+        return [self.semantic_cache]
 
     async def _start_accounting(self) -> None:
         assert self._engine is not None and self._session is not None
@@ -169,6 +190,8 @@ class Gateway:
             await self._session.close()
         if self._counters is not None:
             await self._counters.aclose()
+        if self._embedder is not None:
+            await self._embedder.aclose()
         if self._cache_backend is not None:
             await self._cache_backend.aclose()
         if self._engine is not None:

@@ -13,6 +13,8 @@ __all__ = [
     "LLMClassifierSettings",
     "RateLimit",
     "RoutingSettings",
+    "SemanticCacheSettings",
+    "SemanticRoute",
     "LogSettings",
     "ModelEntry",
     "ProviderSettings",
@@ -129,6 +131,34 @@ class AccountingSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class SemanticRoute:
+    """A per-model override of the semantic cache: switch it on or off, or change the threshold."""
+
+    enabled: bool | None = None
+    threshold: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SemanticCacheSettings:
+    """Opt-in semantic cache: a question close enough in meaning to one already answered in the
+    same context gets that answer. ``threshold`` is the cosine similarity needed (chosen from
+    ``benchmarks/semantic_cache.py``); ``tenants`` empty means every tenant."""
+
+    enabled: bool = False
+    threshold: float = 0.96
+    tenants: tuple[str, ...] = ()
+    by_model: dict[str, SemanticRoute] = field(default_factory=dict)
+    max_entries: int = 10_000
+    max_chars: int = 2_000  # longer questions skip it: one detail changed barely moves a vector
+    max_pending: int = 32  # embeddings queued beyond this skip the lookup instead of waiting
+
+    @property
+    def wanted(self) -> bool:
+        """Whether any model has it on (the embedding model is loaded only then)."""
+        return self.enabled or any(r.enabled for r in self.by_model.values())
+
+
+@dataclass(frozen=True, slots=True)
 class CacheSettings:
     """The response cache. ``ttl_by_model`` overrides ``ttl`` per requested model or alias."""
 
@@ -140,6 +170,7 @@ class CacheSettings:
     dedupe_window: float = 5.0
     max_entries: int = 10_000
     max_bytes: int = 64 * 1024 * 1024
+    semantic: SemanticCacheSettings = field(default_factory=SemanticCacheSettings)
 
 
 @dataclass(frozen=True, slots=True)

@@ -168,6 +168,7 @@ def _check_semantics(settings: Settings, walker: _Walker, root: yaml.Node) -> No
         for j, model in enumerate(p.models):
             _check_model(walker, node, f"{path}.models[{j}]", model)
     _check_accounting(walker, node, settings)
+    _check_semantic_cache(walker, node, settings)
     if not 0 < settings.server.port < 65536:
         walker.fail(node("server.port"), "server.port", "must be between 1 and 65535")
 
@@ -246,6 +247,23 @@ def _check_accounting(
     _usd(walker, node, "accounting.monthly_alert_usd", acc.monthly_alert_usd)
     for name, value in acc.provider_daily_halt_usd.items():
         _usd(walker, node, f"accounting.provider_daily_halt_usd.{name}", value)
+
+
+def _check_semantic_cache(
+    walker: _Walker, node: Callable[[str], yaml.Node], settings: Settings
+) -> None:
+    semantic = settings.cache.semantic
+    thresholds = {"cache.semantic.threshold": semantic.threshold}
+    for model, route in semantic.by_model.items():
+        if route.threshold is not None:
+            thresholds[f"cache.semantic.by_model.{model}.threshold"] = route.threshold
+    for path, value in thresholds.items():
+        if not 0 < value <= 1:
+            walker.fail(node(path), path, "must be a cosine similarity in (0, 1]")
+    for name in ("max_entries", "max_chars", "max_pending"):
+        if getattr(semantic, name) < 1:
+            path = f"cache.semantic.{name}"
+            walker.fail(node(path), path, "must be at least 1")
 
 
 def parse_config(text: str, source: str = "<config>") -> Settings:
