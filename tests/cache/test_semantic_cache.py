@@ -81,7 +81,11 @@ def test_a_paraphrase_is_a_free_semantic_hit_and_a_different_question_misses(
     first = _ask(client, _user(ASKED))
     para = _ask(client, _user(PARAPHRASE))
     other = _ask(client, _user(DIFFERENT))
-    assert [r.headers["x-meterline-cache"] for r in (first, para, other)] == ["miss", "hit", "miss"]
+    exact = _ask(client, _user(ASKED))
+    assert [r.headers["x-meterline-cache"] for r in (first, para, other, exact)] == [
+        "miss", "hit", "miss", "hit",
+    ]  # fmt: skip
+    assert "x-meterline-cache-match" not in exact.headers
     match = para.headers["x-meterline-cache-match"]
     assert match.startswith("semantic; similarity=") and float(match.split("=")[1]) >= 0.96
     assert "x-meterline-cache-match" not in other.headers
@@ -89,9 +93,10 @@ def test_a_paraphrase_is_a_free_semantic_hit_and_a_different_question_misses(
     assert len(openai_sim.received) == 2  # the paraphrase never went upstream
     assert para.headers["x-meterline-cost-usd"] == "0"
     rows = _rows(semantic)
-    assert [(r["cache_hit"], r["cost_usd"] == "0") for r in rows] == [
-        (False, False), (True, True), (False, False),
+    assert [(r["cache_hit"], r["cache_match"], r["cost_usd"] == "0") for r in rows] == [
+        (False, None, False), (True, "semantic", True), (False, None, False), (True, "exact", True),
     ]  # fmt: skip
+    assert rows[1]["cache_similarity"] == pytest.approx(float(match.split("=")[1]), abs=1e-3)
 
 
 def test_another_tenant_never_gets_the_answer(

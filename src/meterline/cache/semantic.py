@@ -14,7 +14,8 @@ tools and parameters. Vectors stay in this process (:class:`VectorIndex`); the a
 cache backend, so with Redis each replica matches the questions it has seen itself. Errors are
 never stored. A hit says ``x-meterline-cache: hit`` and
 ``x-meterline-cache-match: semantic; similarity=0.981``, costs nothing and is logged with
-``cache_hit``; it also fills the exact cache for the new wording, as any answer does.
+``cache_hit``, ``cache_match = 'semantic'`` and ``cache_similarity``; it also fills the exact
+cache for the new wording, as any answer does.
 """
 
 from __future__ import annotations
@@ -74,12 +75,16 @@ class SemanticCache:
         return text if 0 < len(text) <= self.settings.semantic.max_chars else None
 
     def _ttl(self, ctx: RequestContext) -> float:
+        """As the exact cache: the TTL header, then the key's ``cache_ttl``, then the config."""
         raw = ctx.headers.get("x-meterline-cache-ttl")
         try:
             if raw is not None:
                 return max(0.0, float(raw))
         except ValueError:
             pass
+        key_ttl = ctx.key.spec.options.cache_ttl if ctx.key is not None else None
+        if key_ttl is not None:
+            return key_ttl
         return self.settings.ttl_by_model.get(ctx.model_requested, self.settings.ttl)
 
     async def __call__(self, ctx: RequestContext) -> Reply | None:
@@ -112,6 +117,7 @@ class SemanticCache:
     def _hit(self, ctx: RequestContext, response: ChatResponse, match: Match) -> Reply:
         self.hits += 1
         ctx.cache_hit = True
+        ctx.cache_similarity = round(match.similarity, 4)
         ctx.response_headers["x-meterline-cache"] = "hit"
         ctx.response_headers["x-meterline-cache-match"] = (
             f"semantic; similarity={match.similarity:.3f}"

@@ -65,6 +65,7 @@ class RequestContext:
     budget_remaining: int | None = None
     answer: ChatResponse | None = None
     cache_hit: bool = False
+    cache_similarity: float | None = None  # set by a semantic cache hit
     tokens_before: int | None = None
     tokens_after: int | None = None
     compression: dict[str, int] | None = None

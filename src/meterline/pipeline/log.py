@@ -47,6 +47,8 @@ def row_for(ctx: RequestContext, outcome: Outcome) -> dict[str, Any]:
         "user": ctx.principal.user,
         "budget_remaining_pusd": ctx.budget_remaining,
         "cache_hit": ctx.cache_hit,
+        "cache_match": _cache_match(ctx),
+        "cache_similarity": ctx.cache_similarity,
         "tokens_before": ctx.tokens_before,
         "tokens_after": ctx.tokens_after,
         "compression": ctx.compression,
@@ -57,6 +59,12 @@ def row_for(ctx: RequestContext, outcome: Outcome) -> dict[str, Any]:
         "success": ctx.success,
         **_classification(ctx),
     }
+
+
+def _cache_match(ctx: RequestContext) -> str | None:
+    if not ctx.cache_hit:
+        return None
+    return "exact" if ctx.cache_similarity is None else "semantic"
 
 
 def _classification(ctx: RequestContext) -> dict[str, Any]:

@@ -82,6 +82,8 @@ requests = Table(
     Column("user", String(256)),
     Column("budget_remaining_pusd", BigInteger),
     Column("cache_hit", Boolean, nullable=False, server_default="0"),
+    Column("cache_match", String(16)),  # exact | semantic; NULL: not a cache hit
+    Column("cache_similarity", Float),  # a semantic hit's cosine similarity
     Column("tokens_before", Integer),
     Column("tokens_after", Integer),
     Column("compression", JSON),
