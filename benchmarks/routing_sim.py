@@ -20,10 +20,14 @@ applied with :func:`from_rating` and :meth:`RouteStats.amend`. Costs are exact, 
 prices (:func:`meterline.catalog.cost`) and token counts plausible for the task and band,
 reasoning tokens included for models that think by default.
 
-The same requests, with the same random draws for the outcome, go to three baselines: always the
-premium model with the best hidden rate, always the cheapest model, and an oracle that knows the
-current hidden rates and picks the cheapest model whose true rate for the request's task is at
-least 0.8.
+The same requests, with the same random draws for the outcome, go to four baselines: always the
+premium model with the best hidden rate, always the cheapest model, and two oracles that know the
+current hidden rates. *The* oracle, the one the targets compare with, applies the success target
+itself to every request: the cheapest model whose true rate for the request is at least 95% of
+the premium model's (``ORACLE_SHARE``). The second applies the router's default bar instead: the
+cheapest model whose true rate is at least 0.8. It is shown for reference only: it keeps ~93% of
+premium's success, so no policy could be within 15% of its cost and keep 95% of premium's
+success at once.
 
 Time is simulated (``--per-day`` requests a day): a model that fails three times in a row cools
 down for five simulated minutes, not for the rest of the run.
@@ -57,7 +61,8 @@ from meterline.types import ChatRequest, ChatResponse, Message, TextPart, Usage
 
 __all__ = ["TARGETS", "run"]
 
-ORACLE_BAR = 0.8
+ORACLE_SHARE = 0.95  # the oracle keeps this share of the premium model's true rate
+ORACLE_BAR = 0.8  # the reference oracle's absolute bar (the router's default threshold)
 TARGETS = {"savings_vs_premium": 0.60, "success_vs_premium": 0.95, "cost_vs_oracle": 1.15}
 
 # ---------------------------------------------------------------------------------------------
@@ -129,11 +134,6 @@ def true_rate(model: str, task: str, band: str, progress: float) -> float:
             skill += (end - skill) * (progress - start) / (until - start)
     fail = (1 - skill) * TASK_FACTOR[task] * BAND_FACTOR[band] * AFFINITY.get((model, task), 1.0)
     return max(0.02, min(0.995, 1 - fail))
-
-
-def thinks(model: ModelInfo) -> bool:
-    """Reasons by default (OpenAI's reasoning models, Gemini 2.5); Claude only when asked."""
-    return model.reasoning and model.provider != "anthropic"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -302,7 +302,7 @@ def _price(model: ModelInfo, tokens: Tokens, status: str, text: str) -> int:
     if status == "error":
         return 0  # an upstream error is not billed
     output = tokens.output if len(text) > 60 else 12  # refusals and brush-offs are short
-    reasoning = round(output * tokens.reasoning_share) if thinks(model) else 0
+    reasoning = round(output * tokens.reasoning_share) if model.thinks_by_default else 0
     return cost(Usage(tokens.prompt, output + reasoning, reasoning_tokens=reasoning), model.price)
 
 
@@ -370,7 +370,8 @@ class Simulation:
         self.premium = max(premiums, key=lambda m: self.mix_rate(m.key))
         probe = ChatRequest("auto", (Message("user", (TextPart("x" * 400),)),))
         self.cheapest = self.router.candidates(probe, self.providers)[0]
-        self.tallies = {name: Tally() for name in ("router", "premium", "cheapest", "oracle")}
+        names = ("router", "premium", "cheapest", "oracle", "oracle_bar")
+        self.tallies = {name: Tally() for name in names}
         self.cells: dict[str, dict[str, Tally]] = {}
         self.seen: Counter[str] = Counter()
 
@@ -387,13 +388,23 @@ class Simulation:
         luck, failure = rng.random(), _failure_kind(rng.random(), self.silent)
         return Draw(task, band, text, tokens, luck, failure, progress)
 
-    def oracle(self, d: Draw) -> ModelInfo:
-        """The cheapest model whose current true rate is at least ORACLE_BAR (else the best)."""
+    def _cheapest_at_least(self, d: Draw, bar: float) -> ModelInfo:
+        """The cheapest model whose current true rate for ``d`` is at least ``bar`` (else the
+        best)."""
         rate = {m.key: true_rate(m.key, d.task, d.band, d.progress) for m in self.fleet}
-        good = [m for m in self.fleet if rate[m.key] >= ORACLE_BAR]
+        good = [m for m in self.fleet if rate[m.key] >= bar]
         if good:
             return min(good, key=lambda m: _price(m, d.tokens, "ok", "x" * 100))
         return max(self.fleet, key=lambda m: rate[m.key])
+
+    def oracle(self, d: Draw) -> ModelInfo:
+        """The cheapest model that keeps ``ORACLE_SHARE`` of the premium model's true rate."""
+        premium = true_rate(self.premium.key, d.task, d.band, d.progress)
+        return self._cheapest_at_least(d, ORACLE_SHARE * premium)
+
+    def oracle_bar(self, d: Draw) -> ModelInfo:
+        """The cheapest model whose true rate is at least ``ORACLE_BAR``."""
+        return self._cheapest_at_least(d, ORACLE_BAR)
 
     def serve(self, d: Draw) -> None:
         """Route one request with the real router, judge it, learn, and run the baselines."""
@@ -419,8 +430,9 @@ class Simulation:
                 self.seen["feedback"] += 1
         cell = self.cells.setdefault(f"{d.task}/{d.band}", {"router": Tally(), "oracle": Tally()})
         self._count("router", model, d, good, status, text, cell)
-        for name, fixed in (("premium", self.premium), ("cheapest", self.cheapest),
-                            ("oracle", self.oracle(d))):  # fmt: skip
+        baselines = (("premium", self.premium), ("cheapest", self.cheapest),
+                     ("oracle", self.oracle(d)), ("oracle_bar", self.oracle_bar(d)))  # fmt: skip
+        for name, fixed in baselines:
             ok = d.luck < true_rate(fixed.key, d.task, d.band, d.progress)
             self._count(name, fixed, d, ok, *_answer(d.task, None if ok else d.failure), cell)
 
@@ -499,7 +511,8 @@ def print_report(result: dict[str, Any], console: Console, cells: bool = False) 
         "router": "auto (Router)",
         "premium": f"always {result['premium_model']}",
         "cheapest": f"always {result['cheapest_model']}",
-        "oracle": f"oracle (true rate >= {ORACLE_BAR})",
+        "oracle": f"oracle (true rate >= {ORACLE_SHARE:.0%} of premium's)",
+        "oracle_bar": f"reference: oracle (true rate >= {ORACLE_BAR})",
     }
     for name, label in labels.items():
         table.add_row(*_row(label, result[name], p, o))

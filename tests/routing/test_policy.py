@@ -162,6 +162,37 @@ def test_exploration_sends_some_traffic_to_cheaper_unproven_models() -> None:
     )
 
 
+def test_exploration_prefers_the_least_judged_model_and_rarely_rechecks_proven_bad_ones() -> None:
+    stats = _stats()
+    _feed(stats, PRE, 50, 0)  # the pick
+    _feed(stats, ECO, 5, 45)  # proven bad: upper bound far below 0.8
+    _feed(stats, ECO2, 8, 2)  # open, 10 judged
+    _feed(stats, STD, 3, 1)  # open, 4 judged: the least judged
+    _feed(stats, STD2, 9, 3)  # open, 12 judged
+    picks = [_choose(_router(stats, seed=s, exploration=1.0)) for s in range(400)]
+    assert set(picks) == {STD, ECO}  # the least-judged open model, or a recheck of the bad one
+    assert 0.04 < picks.count(ECO) / len(picks) < 0.18  # ~10% of explorations recheck
+    # once every cheaper model is proven bad, exploration only rechecks them
+    bad = _stats()
+    _feed(bad, PRE, 50, 0)
+    for model in (ECO, ECO2, STD, STD2):
+        _feed(bad, model, 5, 45)
+    assert {_choose(_router(bad, seed=s, exploration=1.0)) for s in range(40)} == {
+        ECO, ECO2, STD, STD2,
+    }  # fmt: skip
+
+
+def test_expected_cost_counts_reasoning_only_for_models_that_think_by_default() -> None:
+    claude = ModelInfo("anthropic", "thinker", "standard", reasoning=True,
+                       price=Price(3_000_000, 15_000_000))  # fmt: skip
+    o_model = ModelInfo("openai", "thinker", "standard", reasoning=True,
+                        price=Price(3_000_000, 15_000_000))  # fmt: skip
+    assert not claude.thinks_by_default and o_model.thinks_by_default
+    assert not ModelInfo("openai", "plain", reasoning=False).thinks_by_default
+    order = _router(models=(o_model, claude)).candidates(_request(), ("anthropic", "openai"))
+    assert order == [claude, o_model]  # same prices: the one that bills no hidden reasoning first
+
+
 def test_nothing_to_explore_when_the_cheapest_model_is_proven() -> None:
     stats = _stats()
     _feed(stats, ECO, 50, 0)

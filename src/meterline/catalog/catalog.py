@@ -34,6 +34,12 @@ class ModelInfo:
     def key(self) -> str:
         return f"{self.provider}:{self.name}"
 
+    @property
+    def thinks_by_default(self) -> bool:
+        """Bills hidden reasoning tokens on every request: OpenAI's reasoning models and Gemini
+        2.5 do; Claude reasons only when a request turns extended thinking on."""
+        return self.reasoning and self.provider != "anthropic"
+
 
 def price_from_mapping(raw: Mapping[str, Any]) -> Price:
     def opt(name: str) -> int | None:

@@ -4,8 +4,9 @@ For a request classified as (task type, complexity band):
 
 1. Candidates: models of enabled providers that support the request (tools, images, JSON),
    minus models cooling down after repeated failures; cheapest expected cost first.
-2. Exploration: with a small probability, a candidate with too little history gets the request,
-   so new or recovering models earn a record.
+2. Exploration: with a small probability, a cheaper candidate that has not proven itself gets
+   the request, so new or recovering models earn a record: the least-judged of those not proven
+   bad, and now and then (``_RECHECK``) one proven bad, which may have recovered since.
 3. The first candidate whose success rate is proven — the Wilson 95% lower bound over at least
    ``min_samples`` judged answers is ``threshold`` or more — wins.
 4. No proven model: the complexity band picks a tier (low → economy, medium → standard, high →
@@ -30,6 +31,7 @@ __all__ = ["Choice", "Router"]
 _BAND_TIER: dict[str, Tier] = {"low": "economy", "medium": "standard", "high": "premium"}
 _EXPECTED_OUTPUT = 500
 _EXPECTED_REASONING = 1000  # thinking models bill hidden reasoning tokens too
+_RECHECK = 0.1  # share of explorations that look again at a model proven bad
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +46,8 @@ def _name(model: ModelInfo) -> str:
 
 def _expected_cost(model: ModelInfo, prompt_chars: int) -> int:
     price = model.price
-    thinking = _EXPECTED_REASONING * (price.reasoning or price.output) if model.reasoning else 0
+    thinks = model.thinks_by_default
+    thinking = _EXPECTED_REASONING * (price.reasoning or price.output) if thinks else 0
     return (prompt_chars // 4) * price.input + _EXPECTED_OUTPUT * price.output + thinking
 
 
@@ -76,12 +79,12 @@ class Router:
         if not models:
             return None
         pick = self._exploit(models, task, band)
-        explore = self._explorable(models, pick.model, task, band)
-        if explore and self.rng.random() < self.settings.exploration:
-            other = self.rng.choice(explore)
-            seen = self.stats.get(task, band, other.key).total
-            reason = f"{_name(other)}: exploring, {seen} {task} requests judged so far"
-            return Choice(other, reason)
+        if self.rng.random() < self.settings.exploration:
+            other = self._explore(models, pick.model, task, band)
+            if other is not None:
+                seen = self.stats.get(task, band, other.key).total
+                reason = f"{_name(other)}: exploring, {seen} {task} requests judged so far"
+                return Choice(other, reason)
         return pick
 
     def _proven(self, model: ModelInfo, task: str, band: str) -> bool:
@@ -97,11 +100,26 @@ class Router:
                 return Choice(model, f"{_name(model)}: cheapest {model.tier}, {proof}")
         return self._by_tier(models, task, band)
 
-    def _explorable(self, models: list[ModelInfo], pick: ModelInfo, task: str,
-                    band: str) -> list[ModelInfo]:  # fmt: skip
-        """Models cheaper than the pick that have not proven themselves (yet, or again)."""
-        cheaper = models[: models.index(pick)] if pick in models else []
-        return [m for m in cheaper if not self._proven(m, task, band)]
+    def _explore(self, models: list[ModelInfo], pick: ModelInfo, task: str,
+                 band: str) -> ModelInfo | None:  # fmt: skip
+        """A model cheaper than the pick that has not proven itself (yet, or again): the
+        least-judged of those still open, or, now and then, one proven bad."""
+        s = self.settings
+        open_: list[ModelInfo] = []
+        bad: list[ModelInfo] = []
+        for model in models[: models.index(pick)] if pick in models else []:
+            if self._proven(model, task, band):
+                continue
+            record = self.stats.get(task, band, model.key)
+            is_bad = _proven_bad(record.successes, record.total, s.threshold, s.min_samples)
+            (bad if is_bad else open_).append(model)
+        if bad and (not open_ or self.rng.random() < _RECHECK):
+            return self.rng.choice(bad)
+        if not open_:
+            return None
+        judged = {m.key: self.stats.get(task, band, m.key).total for m in open_}
+        fewest = min(judged.values())
+        return self.rng.choice([m for m in open_ if judged[m.key] == fewest])
 
     def _by_tier(self, models: list[ModelInfo], task: str, band: str) -> Choice:
         s = self.settings
