@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
+from starlette.types import ASGIApp
 
 from meterline.admin import (
     AdminAPI,
@@ -18,8 +19,18 @@ from meterline.admin import (
 from meterline.gateway import Gateway
 from meterline.settings import Settings
 from meterline.surfaces import AnthropicSurface, OpenAISurface
+from meterline.surfaces.fastpath import ChatFastPath, Handler
 
 __all__ = ["app_from_env", "create_app"]
+
+
+class _App(Starlette):
+    """Starlette, with the chat routes taking the short way in (``surfaces/fastpath.py``)."""
+
+    chat_handlers: dict[str, Handler]
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return ChatFastPath(super().build_middleware_stack(), self.chat_handlers)
 
 
 def create_app(settings: Settings, env: Mapping[str, str] | None = None) -> Starlette:
@@ -34,9 +45,10 @@ def create_app(settings: Settings, env: Mapping[str, str] | None = None) -> Star
         finally:
             await gateway.stop()
 
+    openai, anthropic = OpenAISurface(gateway), AnthropicSurface(gateway)
     routes = [
-        *OpenAISurface(gateway).routes(),
-        *AnthropicSurface(gateway).routes(),
+        *openai.routes(),
+        *anthropic.routes(),
         *AdminAPI(gateway).routes(),
         *KeysAPI(gateway).routes(),
         *BudgetAPI(gateway).routes(),
@@ -44,7 +56,9 @@ def create_app(settings: Settings, env: Mapping[str, str] | None = None) -> Star
         *FeedbackAPI(gateway).routes(),
         *ExperimentsAPI(gateway).routes(),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan)
+    app = _App(routes=routes, lifespan=lifespan)
+    app.chat_handlers = {"/v1/chat/completions": openai.handle, "/chat/completions": openai.handle,
+                         "/v1/messages": anthropic.handle}  # fmt: skip
     app.state.gateway = gateway
     return app
 

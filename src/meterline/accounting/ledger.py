@@ -106,11 +106,12 @@ class Ledger:
         now = now or self._now()
         return await self.counters.levels([h.key for h in self.holds(rules, now)])
 
-    def _merged_holds(self, rules: list[Rule], now: dt.datetime) -> list[Hold]:
+    @staticmethod
+    def _merged_holds(each: list[Hold]) -> list[Hold]:
         """One hold per counter: rules over the same scope and window (a budget and a breaker)
         share a counter, which must be reserved once, against the strictest limit."""
         merged: dict[str, Hold] = {}
-        for hold in self.holds(rules, now):
+        for hold in each:
             seen = merged.get(hold.key)
             if seen is not None:
                 limits = [x for x in (seen.limit, hold.limit) if x is not None]
@@ -121,19 +122,20 @@ class Ledger:
     async def reserve(self, rules: list[Rule], amount: int) -> Reservation | Rule:
         """Reserve ``amount`` under every rule, or return the rule that has no room."""
         now = self._now()
-        holds = self._merged_holds(rules, now)
+        each = self.holds(rules, now)  # one per rule, in order
+        holds = self._merged_holds(each)
         refused = await self.counters.reserve(holds, amount)
         if refused is not None:
             full = holds[refused]
             return next(r for r in rules
                         if r.hold(now, self.settings.timezone).key == full.key
                         and r.limit == full.limit)  # fmt: skip
-        budget_rules = [r for r in rules if r.kind == "budget"]
+        budgets = [(r, h.key) for r, h in zip(rules, each, strict=True) if r.kind == "budget"]
         remaining = None
-        if budget_rules:
-            levels = await self.levels(budget_rules, now)
-            pairs = zip(budget_rules, levels, strict=True)
-            remaining = min(r.limit - lv.spent - lv.reserved for r, lv in pairs)
+        if budgets:
+            levels = await self.counters.levels([key for _, key in budgets])
+            pairs = zip(budgets, levels, strict=True)
+            remaining = min(r.limit - lv.spent - lv.reserved for (r, _), lv in pairs)
         return Reservation(rules, holds, amount, remaining)
 
     def settle_later(self, reservation: Reservation, actual: int) -> None:

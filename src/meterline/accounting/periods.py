@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 from zoneinfo import ZoneInfo
 
@@ -18,14 +18,16 @@ class Window:
     period: Period
     start: dt.datetime
     end: dt.datetime
+    label: str = field(init=False)  # a stable name, used in counter keys (``daily:2026-11-21``)
+    _end_ts: float = field(init=False, repr=False, compare=False)
 
-    @property
-    def label(self) -> str:
-        """A stable name for this window, used in counter keys (``daily:2026-11-21``)."""
-        return f"{self.period}:{self.start.date().isoformat()}"
+    def __post_init__(self) -> None:
+        # Computed once: every request asks several rules for their window's label and time left.
+        object.__setattr__(self, "label", f"{self.period}:{self.start.date().isoformat()}")
+        object.__setattr__(self, "_end_ts", self.end.timestamp())
 
     def seconds_left(self, now: dt.datetime) -> float:
-        return max(0.0, (self.end - now).total_seconds())
+        return max(0.0, self._end_ts - now.timestamp())
 
 
 def window(period: Period, now: dt.datetime, tz: str = "UTC") -> Window:

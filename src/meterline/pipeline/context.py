@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-import secrets
+import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -26,7 +26,7 @@ Completion = Callable[["RequestContext", "Outcome"], None]
 
 
 def new_request_id() -> str:
-    return secrets.token_hex(12)
+    return os.urandom(12).hex()  # what secrets.token_hex does, without two layers on top
 
 
 @dataclass(frozen=True, slots=True)
