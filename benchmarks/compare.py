@@ -47,6 +47,7 @@ class Row:
     cpu_per_1k: float  # CPU seconds the target's server spent per 1,000 requests
     other_pct: float  # share of the machine's CPU used by processes outside the benchmark
     ttft_ms: float | None  # p50 time to the first body bytes (streams only)
+    probe_requests: int = 0  # requests of the TTFT probe (with wrk), served but not measured
 
 
 def ours_and_machine(pids: list[int]) -> tuple[float, float]:
@@ -72,13 +73,14 @@ def measure(
     others = (busy_after - busy_before) - (ours_after - ours_before)
     wall = (time.monotonic() - started) * (os.cpu_count() or 1)
     per_1k = cpu / load.requests * 1000 if load.requests else 0.0
-    ttft = load.ttft_p50_ms
+    ttft, probed = load.ttft_p50_ms, 0
     if stream and ttft is None:  # wrk cannot see the first token: a short aiohttp probe can
-        probe = max(1.0, args.duration / 5)
-        ttft = run_load(target.url, body, concurrency, probe, False, target.token).ttft_p50_ms
+        probe = run_load(target.url, body, concurrency, max(1.0, args.duration / 5), False,
+                         target.token)  # fmt: skip
+        ttft, probed = probe.ttft_p50_ms, probe.requests
     console.print(f" {load.rps:9,.0f} req/s  p50 {load.p50_ms:7.2f} ms  p99 {load.p99_ms:7.2f} ms")
     return Row(target.name, stream, concurrency, load, per_1k, max(0.0, others) / wall * 100,
-               ttft if stream else None)  # fmt: skip
+               ttft if stream else None, probed)  # fmt: skip
 
 
 def logged_rows(db: Path) -> int:
@@ -116,7 +118,7 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                 rows += [measure(t, pids, stream, concurrency, args) for t in targets]
         rss_after = {t.name: memory_mb(t.pid) for t in targets[1:]}
     for row in rows:
-        served[row.target] += row.load.requests
+        served[row.target] += row.load.requests + row.probe_requests
     memory = {
         name: {"rss_before_mib": rss_before[name], "rss_after_mib": rss_after[name],
                "requests_served": served[name]}
