@@ -51,11 +51,6 @@ def _expected_cost(model: ModelInfo, prompt_chars: int) -> int:
     return (prompt_chars // 4) * price.input + _EXPECTED_OUTPUT * price.output + thinking
 
 
-def _proven_bad(successes: int, total: int, threshold: float, min_samples: int) -> bool:
-    upper = 1 - wilson_lower_bound(total - successes, total)
-    return total >= min_samples and upper < threshold
-
-
 class Router:
     def __init__(self, catalog: Catalog, stats: RouteStats, settings: RoutingSettings,
                  rng: random.Random | None = None) -> None:  # fmt: skip
@@ -92,6 +87,11 @@ class Router:
         s = self.settings
         return record.total >= s.min_samples and record.lower_bound >= s.threshold
 
+    def _proven_bad(self, model: ModelInfo, task: str, band: str) -> bool:
+        record = self.stats.get(task, band, model.key)
+        upper = 1 - wilson_lower_bound(record.total - record.successes, record.total)
+        return record.total >= self.settings.min_samples and upper < self.settings.threshold
+
     def _exploit(self, models: list[ModelInfo], task: str, band: str) -> Choice:
         for model in models:
             if self._proven(model, task, band):
@@ -104,15 +104,11 @@ class Router:
                  band: str) -> ModelInfo | None:  # fmt: skip
         """A model cheaper than the pick that has not proven itself (yet, or again): the
         least-judged of those still open, or, now and then, one proven bad."""
-        s = self.settings
         open_: list[ModelInfo] = []
         bad: list[ModelInfo] = []
         for model in models[: models.index(pick)] if pick in models else []:
-            if self._proven(model, task, band):
-                continue
-            record = self.stats.get(task, band, model.key)
-            is_bad = _proven_bad(record.successes, record.total, s.threshold, s.min_samples)
-            (bad if is_bad else open_).append(model)
+            if not self._proven(model, task, band):
+                (bad if self._proven_bad(model, task, band) else open_).append(model)
         if bad and (not open_ or self.rng.random() < _RECHECK):
             return self.rng.choice(bad)
         if not open_:
@@ -122,10 +118,7 @@ class Router:
         return self.rng.choice([m for m in open_ if judged[m.key] == fewest])
 
     def _by_tier(self, models: list[ModelInfo], task: str, band: str) -> Choice:
-        s = self.settings
-        usable = [m for m in models if not _proven_bad(
-            self.stats.get(task, band, m.key).successes, self.stats.get(task, band, m.key).total,
-            s.threshold, s.min_samples)] or models  # fmt: skip
+        usable = [m for m in models if not self._proven_bad(m, task, band)] or models
         wanted = TIERS.index(_BAND_TIER.get(band, "standard"))
         order = sorted(range(len(TIERS)), key=lambda i: (abs(i - wanted), -i))
         for index in order:
