@@ -95,3 +95,15 @@ def test_default_database_is_a_sqlite_file_in_the_home_folder(tmp_path: Path) ->
     settings = load_settings(None, {"METERLINE_HOME": str(tmp_path)})
     assert settings.database_url == f"sqlite:///{tmp_path / 'meterline.db'}"
     assert settings.providers == ()
+
+
+def test_routing_shares_and_sample_counts_are_checked() -> None:
+    text = "routing:\n  threshold: 80\n  min_samples: 0\n  exploration: -0.1\n"
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, "gw.yaml")
+    assert [str(p) for p in info.value.problems] == [
+        "gw.yaml:2:14: routing.threshold: must be a share between 0 and 1",
+        "gw.yaml:4:16: routing.exploration: must be a share between 0 and 1",
+        "gw.yaml:3:16: routing.min_samples: must be at least 1",
+    ]
+    assert parse_config("routing: {threshold: 0.9}").routing.threshold == 0.9

@@ -169,6 +169,7 @@ def _check_semantics(settings: Settings, walker: _Walker, root: yaml.Node) -> No
             _check_model(walker, node, f"{path}.models[{j}]", model)
     _check_accounting(walker, node, settings)
     _check_semantic_cache(walker, node, settings)
+    _check_routing(walker, node, settings)
     if not 0 < settings.server.port < 65536:
         walker.fail(node("server.port"), "server.port", "must be between 1 and 65535")
 
@@ -264,6 +265,16 @@ def _check_semantic_cache(
         if getattr(semantic, name) < 1:
             path = f"cache.semantic.{name}"
             walker.fail(node(path), path, "must be at least 1")
+
+
+def _check_routing(walker: _Walker, node: Callable[[str], yaml.Node], settings: Settings) -> None:
+    routing = settings.routing
+    for name in ("threshold", "exploration"):
+        if not 0 <= getattr(routing, name) <= 1:
+            path = f"routing.{name}"
+            walker.fail(node(path), path, "must be a share between 0 and 1")
+    if routing.min_samples < 1:
+        walker.fail(node("routing.min_samples"), "routing.min_samples", "must be at least 1")
 
 
 def parse_config(text: str, source: str = "<config>") -> Settings:
