@@ -133,9 +133,11 @@ async def test_settle_moves_reserved_to_spent(counters: Counters) -> None:
     holds = [Hold("a", 1000, TTL), Hold("b", None, TTL)]
     await counters.reserve(holds, 100)
     await counters.reserve(holds, 100)
-    await counters.settle(holds, 100, 40)  # cheaper than reserved
+    assert await counters.settle(holds, 100, 40) == [40, 40]  # cheaper than reserved
     assert await counters.levels(["a", "b"]) == [Level(40, 100), Level(40, 100)]
-    await counters.settle(holds, 100, 250)  # dearer than reserved
+    await counters.seed("c", 1_000, TTL)
+    # dearer than reserved; each hold's spend afterwards comes back
+    assert await counters.settle([*holds, Hold("c", None, TTL)], 100, 250) == [290, 290, 1_250]
     assert await counters.levels(["a", "b"]) == [Level(290, 0), Level(290, 0)]
     assert await counters.reserve(holds, 711) == 0
     assert await counters.reserve(holds, 710) is None
@@ -146,8 +148,9 @@ async def test_reserved_never_goes_below_zero(counters: Counters) -> None:
     await counters.reserve([hold], 30)
     await counters.settle([hold], 50, 50)
     assert await counters.levels(["a"]) == [Level(50, 0)]
-    await counters.settle([Hold("fresh", None, TTL)], 20, 7)
+    assert await counters.settle([Hold("fresh", None, TTL)], 20, 7) == [7]
     assert await counters.levels(["fresh"]) == [Level(7, 0)]
+    assert await counters.settle([], 20, 7) == []
 
 
 # seed ------------------------------------------------------------------------------------------
@@ -206,7 +209,7 @@ async def test_big_values_are_exact_to_the_unit(counters: Counters) -> None:
     assert await counters.reserve([hold], BIG + 2) is None
     assert await counters.reserve([hold], 1) == 0
     assert await counters.levels(["big"]) == [Level(BIG + 1, BIG + 2)]
-    await counters.settle([hold], BIG + 2, BIG + 1)
+    assert await counters.settle([hold], BIG + 2, BIG + 1) == [2 * BIG + 2]  # exact, too
     assert await counters.levels(["big"]) == [Level(2 * BIG + 2, 0)]
     assert await counters.reserve([hold], 2) == 0
     assert await counters.reserve([hold], 1) is None

@@ -44,7 +44,8 @@ def usd_to_pusd(usd: str) -> int:
 @dataclass(frozen=True, slots=True)
 class Reservation:
     rules: list[Rule]
-    holds: list[Hold]
+    keys: list[str]  # each rule's counter, in order
+    holds: list[Hold]  # one per counter
     amount: int
     remaining: int | None  # the tightest budget's room after this reservation
 
@@ -136,7 +137,7 @@ class Ledger:
             levels = await self.counters.levels([key for _, key in budgets])
             pairs = zip(budgets, levels, strict=True)
             remaining = min(r.limit - lv.spent - lv.reserved for (r, _), lv in pairs)
-        return Reservation(rules, holds, amount, remaining)
+        return Reservation(rules, [h.key for h in each], holds, amount, remaining)
 
     def settle_later(self, reservation: Reservation, actual: int) -> None:
         """Settle from a completion callback (which cannot await); tracked until it is done."""
@@ -147,20 +148,23 @@ class Ledger:
     async def settle(self, reservation: Reservation, actual: int) -> None:
         if actual > reservation.amount:
             log.warning("spend %d exceeded its reservation %d", actual, reservation.amount)
-        await self.counters.settle(reservation.holds, reservation.amount, actual)
+        holds = reservation.holds
+        spent = await self.counters.settle(holds, reservation.amount, actual)
         if actual > 0:
-            await self._check_thresholds(reservation.rules)
+            by_key = {h.key: s for h, s in zip(holds, spent, strict=True)}
+            await self._check_thresholds(reservation, by_key)
 
-    async def _check_thresholds(self, rules: list[Rule]) -> None:
+    async def _check_thresholds(self, reservation: Reservation, spent: dict[str, int]) -> None:
+        """Alerts and breakers for the rules this spend pushed past a threshold; ``spent`` is
+        each counter's spend right after settling."""
         now = self._now()
-        levels = await self.levels(rules, now)
-        for rule, level in zip(rules, levels, strict=True):
-            used = level.spent * 100 // rule.limit if rule.limit else 0
+        for rule, key in zip(reservation.rules, reservation.keys, strict=True):
+            used = spent[key] * 100 // rule.limit if rule.limit else 0
             for threshold in _ALERT_THRESHOLDS:
                 if used < threshold or (rule.kind != "budget" and threshold != 100):
                     continue
                 window = rule.window(now, self.settings.timezone).label
-                message = f"{rule.name}: {threshold}% reached ({usd_text(level.spent)} spent)"
+                message = f"{rule.name}: {threshold}% reached ({usd_text(spent[key])} spent)"
                 if rule.kind == "breaker":
                     await self._trip(rule)
                     continue

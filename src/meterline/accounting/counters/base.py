@@ -42,8 +42,9 @@ class Counters(Protocol):
         room when refused, else ``None``."""
         ...
 
-    async def settle(self, holds: list[Hold], reserved: int, actual: int) -> None:
-        """Replace a reservation of ``reserved`` by the actual spend."""
+    async def settle(self, holds: list[Hold], reserved: int, actual: int) -> list[int]:
+        """Replace a reservation of ``reserved`` by the actual spend; each hold's ``spent``
+        afterwards (so whoever checks thresholds need not read the counters again)."""
         ...
 
     async def levels(self, keys: list[str]) -> list[Level]: ...

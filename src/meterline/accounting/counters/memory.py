@@ -37,11 +37,14 @@ class MemoryCounters:
             self._touch(hold.key, hold.ttl)
         return None
 
-    async def settle(self, holds: list[Hold], reserved: int, actual: int) -> None:
+    async def settle(self, holds: list[Hold], reserved: int, actual: int) -> list[int]:
+        spent = []
         for hold in holds:
             self._reserved[hold.key] = max(0, self._reserved.get(hold.key, 0) - reserved)
-            self._spent[hold.key] = self._spent.get(hold.key, 0) + actual
+            self._spent[hold.key] = now = self._spent.get(hold.key, 0) + actual
             self._touch(hold.key, hold.ttl)
+            spent.append(now)
+        return spent
 
     async def levels(self, keys: list[str]) -> list[Level]:
         return [Level(self._spent.get(k, 0), self._reserved.get(k, 0)) for k in keys]

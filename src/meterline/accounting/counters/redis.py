@@ -87,7 +87,8 @@ end
 return 0
 """
 
-# KEYS: counters. ARGV: reserved, -reserved, actual, then a ttl per key.
+# KEYS: counters. ARGV: reserved, -reserved, actual, then a ttl per key. Each key's spent
+# afterwards, as strings (past 2^53 a Lua number would lose digits).
 _SETTLE = """
 for _, key in ipairs(KEYS) do
   if not within(MAX, redis.call('HGET', key, 'spent'), ARGV[3]) then
@@ -103,7 +104,11 @@ for i, key in ipairs(KEYS) do
   redis.call('HINCRBY', key, 'spent', ARGV[3])
   redis.call('EXPIRE', key, ARGV[3 + i])
 end
-return 0
+local spent = {}
+for i, key in ipairs(KEYS) do
+  spent[i] = redis.call('HGET', key, 'spent')
+end
+return spent
 """
 
 # KEYS: counter. ARGV: spent, ttl.
@@ -185,12 +190,13 @@ class RedisCounters:
         refused: Any = await self._reserve(keys=[self._key(h.key) for h in holds], args=args)
         return int(refused) - 1 if int(refused) else None
 
-    async def settle(self, holds: list[Hold], reserved: int, actual: int) -> None:
+    async def settle(self, holds: list[Hold], reserved: int, actual: int) -> list[int]:
         if not holds:
-            return
+            return []
         args: list[str | int] = [str(reserved), str(-reserved), str(actual)]
         args += [h.ttl for h in holds]
-        await self._settle(keys=[self._key(h.key) for h in holds], args=args)
+        spent = await self._settle(keys=[self._key(h.key) for h in holds], args=args)
+        return [int(value) for value in spent]
 
     async def levels(self, keys: list[str]) -> list[Level]:
         async with self._redis.pipeline(transaction=False) as pipe:
