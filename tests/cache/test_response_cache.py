@@ -8,7 +8,6 @@ import secrets
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import anthropic
 import httpx
@@ -46,11 +45,6 @@ def client(cached: LiveGateway) -> Iterator[openai.OpenAI]:
         yield c
 
 
-def _rows(live: LiveGateway) -> list[dict[str, Any]]:
-    live.flush()
-    return httpx.get(f"{live.url}/api/requests").json()["data"]  # type: ignore[no-any-return]
-
-
 def test_identical_request_is_a_free_hit(
     client: openai.OpenAI, cached: LiveGateway, openai_sim: OpenAISim
 ) -> None:
@@ -63,7 +57,7 @@ def test_identical_request_is_a_free_hit(
     assert second.parse().choices[0].message.content == first.parse().choices[0].message.content
     assert len(openai_sim.received) == 1
     assert second.headers["x-meterline-cost-usd"] == "0"
-    rows = sorted(_rows(cached), key=lambda r: r["created_at"])
+    rows = cached.rows()
     assert [(r["cache_hit"], r["cost_usd"] == "0") for r in rows] == [(False, False), (True, True)]
 
 

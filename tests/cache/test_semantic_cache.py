@@ -69,12 +69,6 @@ def _ask(client: openai.OpenAI, messages: list[dict[str, Any]], **extra: Any) ->
     )
 
 
-def _rows(live: LiveGateway) -> list[dict[str, Any]]:
-    live.flush()
-    resp = httpx.get(f"{live.url}/api/requests", headers={"authorization": f"Bearer {MASTER}"})
-    return sorted(resp.json()["data"], key=lambda r: r["created_at"])  # type: ignore[no-any-return]
-
-
 def test_a_paraphrase_is_a_free_semantic_hit_and_a_different_question_misses(
     client: openai.OpenAI, semantic: LiveGateway, openai_sim: OpenAISim
 ) -> None:
@@ -92,7 +86,7 @@ def test_a_paraphrase_is_a_free_semantic_hit_and_a_different_question_misses(
     assert para.parse().choices[0].message.content == first.parse().choices[0].message.content
     assert len(openai_sim.received) == 2  # the paraphrase never went upstream
     assert para.headers["x-meterline-cost-usd"] == "0"
-    rows = _rows(semantic)
+    rows = semantic.rows(MASTER)
     assert [(r["cache_hit"], r["cache_match"], r["cost_usd"] == "0") for r in rows] == [
         (False, None, False), (True, "semantic", True), (False, None, False), (True, "exact", True),
     ]  # fmt: skip

@@ -8,14 +8,24 @@ import socket
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
+import httpx
 import uvicorn
 from starlette.applications import Starlette
 
 from meterline.app import create_app
 from meterline.gateway import Gateway
-from meterline.settings import Settings
+from meterline.settings import (
+    CacheSettings,
+    CompressionConfig,
+    FallbackSettings,
+    LogSettings,
+    ProviderSettings,
+    RetrySettings,
+    Settings,
+)
 
 T = TypeVar("T")
 
@@ -71,6 +81,17 @@ class LiveGateway:
         """Wait until every finished request's log row is in the database."""
         self.call(lambda g: g.writer.flush())
 
+    def rows(self, token: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+        """The request log through ``GET /api/requests`` once every row is written, oldest
+        first (``token``: an admin or virtual key, when the gateway asks for one)."""
+        self.flush()
+        headers = {"authorization": f"Bearer {token}"} if token else {}
+        resp = httpx.get(f"{self.url}/api/requests", params={"limit": limit}, headers=headers,
+                         timeout=10)  # fmt: skip
+        assert resp.status_code == 200, resp.text
+        rows: list[dict[str, Any]] = resp.json()["data"]
+        return rows[::-1]
+
     def stop(self) -> None:
         async def shutdown() -> None:
             self.server.should_exit = True
@@ -78,6 +99,21 @@ class LiveGateway:
                 await self.task
 
         self.loop.run(shutdown())
+
+
+def provider_settings(tmp_path: Path, *providers: ProviderSettings) -> Settings:
+    """A gateway in front of ``providers`` alone, as the provider tests drive it: one SQLite
+    file, no cache, compression or fallback (each request reaches the provider asked for, as
+    sent), quick retries and log flushes."""
+    return Settings(
+        cache=CacheSettings(enabled=False),
+        compression=CompressionConfig(enabled=False),
+        fallback=FallbackSettings(enabled=False),
+        database_url=f"sqlite:///{tmp_path / 'gw.db'}",
+        providers=providers,
+        retry=RetrySettings(max_attempts=3, backoff_initial=0.01, backoff_max=2.0),
+        log=LogSettings(flush_interval=0.05),
+    )
 
 
 def start_gateway(

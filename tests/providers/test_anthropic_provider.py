@@ -23,19 +23,13 @@ from meterline.errors import UpstreamConnectionError, UpstreamUnavailable
 from meterline.providers import PROVIDER_TYPES, ProviderDeps, ProviderRegistry
 from meterline.providers.anthropic import AnthropicProvider, anthropic_extra
 from meterline.settings import (
-    CacheSettings,
-    CompressionConfig,
-    FallbackSettings,
-    LogSettings,
     ProviderSettings,
-    RetrySettings,
-    Settings,
 )
 from meterline.sim.anthropic import ANTHROPIC_MODELS, AnthropicSim, ErrorEvent
 from meterline.sim.openai import Fault, SimSettings
 from meterline.tokens import count_text
 from meterline.types import ChatChunk, ChatRequest, Message, TextPart, Usage
-from tests.fakes.harness import BackgroundLoop, LiveGateway, start_gateway
+from tests.fakes.harness import BackgroundLoop, LiveGateway, provider_settings, start_gateway
 
 KEY = "sk-ant-test"
 MODEL = "claude-sonnet-4-5"
@@ -96,16 +90,7 @@ def live(
         ProviderSettings(name="anthropic-next", type="anthropic", base_url=sim.base_url,
                          api_key=KEY, headers={"anthropic-version": "2026-10-21"}),
     )  # fmt: skip
-    settings = Settings(
-        cache=CacheSettings(enabled=False),
-        compression=CompressionConfig(enabled=False),
-        fallback=FallbackSettings(enabled=False),
-        database_url=f"sqlite:///{tmp_path / 'gw.db'}",
-        providers=providers,
-        retry=RetrySettings(max_attempts=3, backoff_initial=0.01, backoff_max=2.0),
-        log=LogSettings(flush_interval=0.05),
-    )
-    gateway = start_gateway(bg, settings)
+    gateway = start_gateway(bg, provider_settings(tmp_path, *providers))
     yield gateway
     gateway.stop()
 
@@ -114,13 +99,6 @@ def live(
 def client(live: LiveGateway) -> Iterator[openai.OpenAI]:
     with openai.OpenAI(base_url=f"{live.url}/v1", api_key="client-key", max_retries=0) as client:
         yield client
-
-
-def _rows(live: LiveGateway) -> list[dict[str, Any]]:
-    live.flush()
-    resp = httpx.get(f"{live.url}/api/requests", params={"limit": 50}, timeout=10)
-    assert resp.status_code == 200
-    return resp.json()["data"]  # type: ignore[no-any-return]
 
 
 def _text(content: str) -> list[dict[str, Any]]:
@@ -441,7 +419,7 @@ def test_cache_reads_and_writes_are_priced_exactly(
     assert second.usage.prompt_tokens_details.cached_tokens == prefix  # type: ignore[union-attr]
     assert streamed.prompt_tokens_details.cached_tokens == prefix  # type: ignore[union-attr]
 
-    rows = sorted(_rows(live), key=lambda r: r["created_at"])
+    rows = live.rows()
     assert [(r["cached_tokens"], r["cache_write_tokens"]) for r in rows] == [
         (0, prefix), (prefix, 0), (prefix, 0)]  # fmt: skip
     assert [r["input_tokens"] for r in rows] == [total, total, streamed.prompt_tokens]
@@ -522,7 +500,7 @@ def test_stream_failing_midway_ends_in_an_error_and_is_logged(
         for chunk in client.chat.completions.create(model=MODEL, messages=USER, stream=True):  # type: ignore[arg-type]
             received.append(chunk.choices[0].delta.content or "" if chunk.choices else "")
     assert "".join(received).startswith("Re: ")
-    (row,) = _rows(live)
+    (row,) = live.rows()
     assert row["status"] == "error" and row["finish_reason"] is None
 
 
@@ -542,7 +520,7 @@ def test_abandoned_stream_closes_the_upstream_call(
         sim.settings.per_token = 0.0
     assert sim.cancelled_streams == cancelled + 1
     deadline = time.monotonic() + 5
-    while not (rows := _rows(live)) and time.monotonic() < deadline:
+    while not (rows := live.rows()) and time.monotonic() < deadline:
         time.sleep(0.02)
     assert rows[0]["status"] == "cancelled"
 

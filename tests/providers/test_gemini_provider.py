@@ -15,21 +15,14 @@ import openai
 import pytest
 
 from meterline.catalog import Catalog, cost, to_usd
-from meterline.providers import registry
 from meterline.providers.gemini import GeminiProvider
 from meterline.settings import (
-    CacheSettings,
-    CompressionConfig,
-    FallbackSettings,
-    LogSettings,
     ProviderSettings,
-    RetrySettings,
-    Settings,
 )
 from meterline.sim import Fault, SimSettings
 from meterline.sim.gemini import GEMINI_MODELS, GeminiSim
 from meterline.types import Usage
-from tests.fakes.harness import BackgroundLoop, LiveGateway, start_gateway
+from tests.fakes.harness import BackgroundLoop, LiveGateway, provider_settings, start_gateway
 
 KEY = "AIza-sim-test-key"
 SYSTEM: Any = {"role": "system", "content": "You are terse."}
@@ -54,24 +47,9 @@ def sim(bg: BackgroundLoop) -> Iterator[GeminiSim]:
     bg.run(sim.stop())
 
 
-@pytest.fixture(autouse=True)
-def _gemini_type(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Make the ``gemini`` type known to the registry (a no-op once it lists it itself)."""
-    monkeypatch.setitem(registry.PROVIDER_TYPES, "gemini", GeminiProvider)
-
-
 def _start(bg: BackgroundLoop, tmp_path: Path, sim: GeminiSim, key: str = KEY) -> LiveGateway:
     provider = ProviderSettings(name="gemini", type="gemini", base_url=sim.base_url, api_key=key)
-    settings = Settings(
-        cache=CacheSettings(enabled=False),
-        compression=CompressionConfig(enabled=False),
-        fallback=FallbackSettings(enabled=False),
-        database_url=f"sqlite:///{tmp_path / 'gw.db'}",
-        providers=(provider,),
-        retry=RetrySettings(max_attempts=3, backoff_initial=0.01, backoff_max=2.0),
-        log=LogSettings(flush_interval=0.05),
-    )
-    return start_gateway(bg, settings)
+    return start_gateway(bg, provider_settings(tmp_path, provider))
 
 
 @pytest.fixture
@@ -89,13 +67,6 @@ def live(bg: BackgroundLoop, tmp_path: Path, sim: GeminiSim) -> Iterator[LiveGat
 def client(live: LiveGateway) -> Iterator[openai.OpenAI]:
     with openai.OpenAI(base_url=f"{live.url}/v1", api_key="client-key", max_retries=0) as client:
         yield client
-
-
-def _rows(live: LiveGateway) -> list[dict[str, Any]]:
-    live.flush()
-    resp = httpx.get(f"{live.url}/api/requests", timeout=10)
-    assert resp.status_code == 200
-    return list(reversed(resp.json()["data"]))  # oldest first
 
 
 def _priced(model: str, usage: Any) -> Decimal:
@@ -255,7 +226,7 @@ def test_log_rows_price_thoughts_and_cache_hits_exactly(
         assert usage.prompt_tokens_details.cached_tokens == meta.get("cachedContentTokenCount", 0)
     assert "cachedContentTokenCount" in google[2]
 
-    rows = _rows(live)
+    rows = live.rows()
     assert [r["model"] for r in rows] == ["gemini-2.5-pro", "gemini-2.5-flash", "gemini-2.5-flash"]
     for row, (model, usage) in zip(
         [rows[0], rows[2]], [("gemini-2.5-pro", pro.usage), ("gemini-2.5-flash", cached.usage)],
@@ -278,7 +249,7 @@ def test_streamed_request_is_logged_with_upstream_usage(
 ) -> None:
     whole = client.chat.completions.create(model="gemini-2.5-pro", messages=[USER])
     list(client.chat.completions.create(model="gemini-2.5-pro", messages=[USER], stream=True))
-    streamed = _rows(live)[-1]
+    streamed = live.rows()[-1]
     assert whole.usage is not None
     assert streamed["stream"] is True and streamed["usage_estimated"] is False
     assert (streamed["input_tokens"], streamed["output_tokens"]) == (
@@ -349,7 +320,7 @@ def test_abandoned_stream_cancels_the_upstream_call(bg: BackgroundLoop, tmp_path
         while slow.cancelled_streams == 0 and time.monotonic() < deadline:
             time.sleep(0.02)
         assert slow.cancelled_streams == 1 and slow.completed_streams == 0
-        assert _rows(live)[-1]["status"] == "cancelled"
+        assert live.rows()[-1]["status"] == "cancelled"
     finally:
         live.stop()
         bg.run(slow.stop())

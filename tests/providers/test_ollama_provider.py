@@ -16,20 +16,22 @@ import openai
 import pytest
 
 from meterline.catalog import Catalog
-from meterline.providers import ProviderDeps, registry
+from meterline.providers import ProviderDeps
 from meterline.providers.ollama import OllamaProvider
 from meterline.settings import (
-    CacheSettings,
-    FallbackSettings,
-    LogSettings,
     ModelEntry,
     ProviderSettings,
     RetrySettings,
-    Settings,
 )
 from meterline.sim import Fault, SimSettings
 from meterline.sim.ollama import OLLAMA_MODELS, OllamaSim
-from tests.fakes.harness import BackgroundLoop, LiveGateway, free_port, start_gateway
+from tests.fakes.harness import (
+    BackgroundLoop,
+    LiveGateway,
+    free_port,
+    provider_settings,
+    start_gateway,
+)
 
 SYSTEM: Any = {"role": "system", "content": "You are terse."}
 USER: Any = {"role": "user", "content": "What is a gateway?"}
@@ -54,25 +56,11 @@ def sim(bg: BackgroundLoop) -> Iterator[OllamaSim]:
     bg.run(sim.stop())
 
 
-@pytest.fixture(autouse=True)
-def _ollama_type(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Make the ``ollama`` type known to the registry (a no-op once it lists it itself)."""
-    monkeypatch.setitem(registry.PROVIDER_TYPES, "ollama", OllamaProvider)
-
-
 def _start(bg: BackgroundLoop, tmp_path: Path, sim: OllamaSim) -> LiveGateway:
     provider = ProviderSettings(
         name="ollama", type="ollama", base_url=sim.base_url, models=(ModelEntry("qwen2.5:7b"),)
     )
-    settings = Settings(
-        cache=CacheSettings(enabled=False),
-        fallback=FallbackSettings(enabled=False),
-        database_url=f"sqlite:///{tmp_path / 'gw.db'}",
-        providers=(provider,),
-        retry=RetrySettings(max_attempts=3, backoff_initial=0.01, backoff_max=2.0),
-        log=LogSettings(flush_interval=0.05),
-    )
-    return start_gateway(bg, settings)
+    return start_gateway(bg, provider_settings(tmp_path, provider))
 
 
 @pytest.fixture
@@ -89,13 +77,6 @@ def live(bg: BackgroundLoop, tmp_path: Path, sim: OllamaSim) -> Iterator[LiveGat
 def client(live: LiveGateway) -> Iterator[openai.OpenAI]:
     with openai.OpenAI(base_url=f"{live.url}/v1", api_key="client-key", max_retries=0) as client:
         yield client
-
-
-def _rows(live: LiveGateway) -> list[dict[str, Any]]:
-    live.flush()
-    resp = httpx.get(f"{live.url}/api/requests", timeout=10)
-    assert resp.status_code == 200
-    return list(reversed(resp.json()["data"]))  # oldest first
 
 
 def test_text_answer_with_system_prompt_and_history(client: openai.OpenAI, sim: OllamaSim) -> None:
@@ -200,7 +181,7 @@ def test_log_rows_have_ollamas_token_counts_and_cost_nothing(
 ) -> None:
     plain = client.chat.completions.create(model="qwen2.5:7b", messages=[USER])
     list(client.chat.completions.create(model=MODEL, messages=[USER], stream=True))
-    rows = _rows(live)
+    rows = live.rows()
     assert [(r["provider"], r["model"], r["stream"]) for r in rows] == [
         ("ollama", "qwen2.5:7b", False), ("ollama", "llama3.2", True)
     ]  # fmt: skip
@@ -259,7 +240,7 @@ def test_abandoned_stream_stops_generation(bg: BackgroundLoop, tmp_path: Path) -
         while slow.cancelled_streams == 0 and time.monotonic() < deadline:
             time.sleep(0.02)
         assert slow.cancelled_streams == 1 and slow.completed_streams == 0
-        assert _rows(live)[-1]["status"] == "cancelled"
+        assert live.rows()[-1]["status"] == "cancelled"
     finally:
         live.stop()
         bg.run(slow.stop())

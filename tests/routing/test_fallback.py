@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import anthropic
-import httpx
 import openai
 import pytest
 
@@ -217,12 +216,7 @@ def clients() -> Iterator[Callable[..., Any]]:
 
 
 def _rows(live: LiveGateway, key: str | None = None) -> list[dict[str, Any]]:
-    live.flush()
-    headers = {"authorization": f"Bearer {key}"} if key else {}
-    resp = httpx.get(f"{live.url}/api/requests", params={"limit": 100}, headers=headers, timeout=10)
-    assert resp.status_code == 200, resp.text
-    rows: list[dict[str, Any]] = resp.json()["data"]
-    return sorted(rows, key=lambda r: r["attempt"])
+    return sorted(live.rows(key), key=lambda r: r["attempt"])
 
 
 def _headers(client: Any, surface: str, **kw: Any) -> Any:

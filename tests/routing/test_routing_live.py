@@ -59,10 +59,7 @@ def _ask(text: str) -> list[Any]:
 
 
 def _rows(live: LiveGateway) -> dict[str, dict[str, Any]]:
-    live.flush()
-    resp = httpx.get(f"{live.url}/api/requests", params={"limit": 100}, timeout=10)
-    assert resp.status_code == 200, resp.text
-    return {row["id"]: row for row in resp.json()["data"]}
+    return {row["id"]: row for row in live.rows()}
 
 
 def test_auto_routes_a_simple_question_to_the_cheapest_economy_model(
