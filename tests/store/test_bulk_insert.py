@@ -6,9 +6,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+import pytest
 from sqlalchemy import insert, select, text
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from meterline.store import open_engine
+from meterline.store import inserts, open_engine
 from meterline.store.inserts import BulkInsert
 from meterline.store.schema import requests
 
@@ -68,3 +70,36 @@ async def test_rows_missing_columns_get_their_defaults(database_url: str) -> Non
         1,
     )
     assert found["full"].tenant == "acme"
+
+
+async def test_many_rows_in_chunks_arrive_whole_and_in_order(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Row counts that are not a power of two go in several multi-row statements on SQLite
+    (here at most 8 rows each: 8 + 4 + 1 for 13) and through executemany on PostgreSQL; either
+    way every row and value lands, floats and big integers exactly."""
+    monkeypatch.setattr(inserts, "_ROWS_PER_STATEMENT", 8)
+    statements: list[int] = []  # rows per INSERT statement
+    original = AsyncConnection.exec_driver_sql
+
+    async def counting(self: AsyncConnection, sql: str, params: Any = None) -> Any:
+        if sql.startswith("INSERT INTO requests"):
+            statements.append(sql.count("(?") or len(params))
+        return await original(self, sql, params)
+
+    monkeypatch.setattr(AsyncConnection, "exec_driver_sql", counting)
+    rows = [_row(f"r{i:02}", latency_ms=i / 3, cost_pusd=2**62 + i, tenant=f"t{i}")
+            for i in range(13)]  # fmt: skip
+    engine = await open_engine(database_url)
+    try:
+        async with engine.begin() as conn:
+            await BulkInsert(requests).run(conn, rows)
+        async with engine.connect() as conn:
+            found = {r.id: r for r in await conn.execute(select(requests))}
+    finally:
+        await engine.dispose()
+    assert statements == ([8, 4, 1] if database_url.startswith("sqlite") else [13])
+    assert sorted(found) == [f"r{i:02}" for i in range(13)]
+    for i in range(13):
+        row = found[f"r{i:02}"]
+        assert (row.latency_ms, row.cost_pusd, row.tenant) == (i / 3, 2**62 + i, f"t{i}")

@@ -219,6 +219,36 @@ async def test_a_full_queue_spills_to_disk_and_nothing_is_lost(
         await engine.dispose()
 
 
+async def test_a_backlog_goes_in_larger_batches_and_the_spill_file_a_batch_at_a_time(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = await open_engine(database_url)
+    writer = LogWriter(
+        engine, LogSettings(queue_size=20, batch_size=3, flush_interval=0.01), tmp_path
+    )
+    sizes: list[int] = []
+    write = writer._write
+
+    async def recording(batch: list[dict[str, Any]]) -> None:
+        sizes.append(len(batch))
+        await write(batch)
+
+    monkeypatch.setattr(writer, "_write", recording)
+    writer.start()
+    prefix = f"backlog-{tmp_path.name[-8:]}"
+    try:
+        for i in range(50):  # 20 fit the queue, 30 spill
+            writer.submit({**_row(i), "id": f"{prefix}-{i:04d}"})
+        assert writer.spilled == 30
+        await writer.flush()
+        assert await _count(engine, prefix) == 50
+    finally:
+        await writer.close()
+        await engine.dispose()
+    # the queued backlog in batches of up to 4 x batch_size, the spilled rows 3 at a time
+    assert sizes == [12, 8] + [3] * 10
+
+
 async def test_close_flushes_everything_accepted(database_url: str, tmp_path: Path) -> None:
     engine = await open_engine(database_url)
     writer = LogWriter(engine, LogSettings(flush_interval=5.0), tmp_path)

@@ -1,11 +1,21 @@
 """Bulk inserts for the log writer: the statement is compiled once per dialect and set of
-columns, values go through the column types' own bind processors, and the driver's
-``executemany`` runs it. SQLAlchemy's per-row parameter building, which this replaces, held the
-event loop for milliseconds per batch."""
+columns, values go through the column types' own bind processors (in slices, yielding to the
+event loop between them), and the driver runs it. SQLAlchemy's per-row parameter building,
+which this replaces, held the event loop for milliseconds per batch.
+
+On SQLite one statement carries many rows (``VALUES (…), (…), …``). ``executemany`` steps the
+statement once per row, and the driver lets go of the interpreter lock for every step; with the
+event loop saturated, taking the lock back waited up to a switch interval (5 ms) each time, so
+the writer managed a few hundred rows a second and fell behind the traffic it logs. Chunks are
+sized in powers of two (at most ``_ROWS_PER_STATEMENT``): a handful of statements per batch,
+each awaited once, and a handful of statement texts for SQLite's statement cache instead of
+one per batch length. PostgreSQL (asyncpg) keeps ``executemany``, which it pipelines itself.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +26,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 __all__ = ["BulkInsert"]
 
+# Bound parameters one SQLite statement may hold (SQLITE_MAX_VARIABLE_NUMBER's default).
+_SQLITE_VARIABLES = 32_766 if sqlite3.sqlite_version_info >= (3, 32, 0) else 999
+_ROWS_PER_STATEMENT = 512
 _SLICE = 100  # rows converted between two yields to the event loop
 
 
@@ -59,7 +72,25 @@ class BulkInsert:
                 await conn.execute(insert(self.table), group)
                 continue
             params = await _convert(plan, group)
-            await conn.exec_driver_sql(plan.sql, params)
+            if conn.dialect.name == "sqlite" and plan.positional:
+                await _insert_many_rows(conn, plan, params)
+            else:
+                await conn.exec_driver_sql(plan.sql, params)
+
+
+async def _insert_many_rows(conn: AsyncConnection, plan: _Plan, params: list[Any]) -> None:
+    """``INSERT … VALUES (…), (…), …`` over chunks of 2^k rows, largest first."""
+    head, _, one = plan.sql.partition(" VALUES ")
+    most = min(_ROWS_PER_STATEMENT, _SQLITE_VARIABLES // max(1, len(plan.names)))
+    size = 1 << (max(1, most).bit_length() - 1)
+    start = 0
+    while start < len(params):
+        while size > len(params) - start:
+            size //= 2
+        chunk = params[start : start + size]
+        sql = f"{head} VALUES {', '.join([one] * size)}"
+        await conn.exec_driver_sql(sql, tuple(value for row in chunk for value in row))
+        start += size
 
 
 async def _convert(plan: _Plan, rows: list[dict[str, Any]]) -> list[Any]:

@@ -1,9 +1,10 @@
 """The batched request-log writer: the only thing that writes request rows.
 
 The request path calls :meth:`LogWriter.submit`, which never waits: the row goes into a bounded
-in-memory queue. One task drains it in batches. When the queue is full the row is appended to a
-spill file on disk (never dropped); spilled rows are written back once the queue has room, and
-rows still queued at shutdown are flushed.
+in-memory queue. One task drains it in batches of ``batch_size`` rows — up to four times that
+while a backlog is queued, so a busy writer spends fewer round trips per row. When the queue is
+full the row is appended to a spill file on disk (never dropped); spilled rows are written back,
+a batch at a time, once the queue is empty, and rows still queued at shutdown are flushed.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import itertools
 import logging
 from pathlib import Path
 from typing import Any, TextIO
@@ -40,6 +42,7 @@ def _decode(line: bytes) -> dict[str, Any]:
 
 _Item = dict[str, Any] | asyncio.Event | None  # a row, a flush marker, or the stop marker
 _NO_MARKER: dict[str, Any] = {}
+_BACKLOG_BATCHES = 4  # a batch takes up to this many times batch_size rows already queued
 
 
 class LogWriter:
@@ -90,6 +93,12 @@ class LogWriter:
                     if not isinstance(item, dict):
                         return batch, item
                     batch.append(item)
+        most = self.settings.batch_size * _BACKLOG_BATCHES
+        while len(batch) < most and not self._queue.empty():  # queued already: no waiting
+            item = self._queue.get_nowait()
+            if not isinstance(item, dict):
+                return batch, item
+            batch.append(item)
         return batch, _NO_MARKER
 
     async def _run(self) -> None:
@@ -125,10 +134,11 @@ class LogWriter:
             self._spill = None
         claimed = self.spill_path.with_suffix(".claimed")
         self.spill_path.rename(claimed)
-        rows = [_decode(line) for line in claimed.read_bytes().splitlines() if line.strip()]
+        # A batch at a time: an overload can leave hundreds of thousands of rows in the file.
+        with claimed.open("rb") as lines:
+            while chunk := list(itertools.islice(lines, self.settings.batch_size)):
+                await self._write([_decode(line) for line in chunk if line.strip()])
         claimed.unlink()
-        for start in range(0, len(rows), self.settings.batch_size):
-            await self._write(rows[start : start + self.settings.batch_size])
 
     async def flush(self) -> None:
         """Wait until every row submitted so far is in the database."""
