@@ -6,10 +6,12 @@ which this replaces, held the event loop for milliseconds per batch.
 On SQLite one statement carries many rows (``VALUES (…), (…), …``). ``executemany`` steps the
 statement once per row, and the driver lets go of the interpreter lock for every step; with the
 event loop saturated, taking the lock back waited up to a switch interval (5 ms) each time, so
-the writer managed a few hundred rows a second and fell behind the traffic it logs. Chunks are
-sized in powers of two (at most ``_ROWS_PER_STATEMENT``): a handful of statements per batch,
-each awaited once, and a handful of statement texts for SQLite's statement cache instead of
-one per batch length. PostgreSQL (asyncpg) keeps ``executemany``, which it pipelines itself.
+the writer managed a few hundred rows a second and fell behind the traffic it logs. Every chunk
+is one statement of ``_ROWS_PER_STATEMENT`` rows, the last one padded with rows of NULLs that a
+``WHERE`` drops: one statement per 512 rows, each awaited once, and a single statement text, so
+SQLite's statement cache holds one entry for it, whatever the batch lengths (statement texts
+per length made the memory creep up in the soak as new lengths came along). PostgreSQL
+(asyncpg) keeps ``executemany``, which it pipelines itself.
 """
 
 from __future__ import annotations
@@ -61,6 +63,13 @@ class BulkInsert:
             self._plans[(dialect.name, keys)] = found
         return found
 
+    def _key_index(self, plan: _Plan) -> int | None:
+        """Where the primary key's first column sits among the parameters (it is never NULL)."""
+        first = next(iter(self.table.primary_key.columns), None)
+        if first is None or first.name not in plan.names:
+            return None
+        return plan.names.index(first.name)
+
     async def run(self, conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
         """Insert ``rows`` (grouped by their keys) in the current transaction."""
         groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
@@ -72,25 +81,27 @@ class BulkInsert:
                 await conn.execute(insert(self.table), group)
                 continue
             params = await _convert(plan, group)
-            if conn.dialect.name == "sqlite" and plan.positional:
-                await _insert_many_rows(conn, plan, params)
+            key = self._key_index(plan)
+            if conn.dialect.name == "sqlite" and plan.positional and key is not None:
+                await _insert_many_rows(conn, plan, key, params)
             else:
                 await conn.exec_driver_sql(plan.sql, params)
 
 
-async def _insert_many_rows(conn: AsyncConnection, plan: _Plan, params: list[Any]) -> None:
-    """``INSERT … VALUES (…), (…), …`` over chunks of 2^k rows, largest first."""
+async def _insert_many_rows(conn: AsyncConnection, plan: _Plan, key: int,
+                            params: list[Any]) -> None:  # fmt: skip
+    """``INSERT … SELECT * FROM (VALUES (…), (…), …) WHERE <key column> IS NOT NULL`` per chunk
+    of ``size`` rows, the last chunk padded with NULL rows (``key``: the index of a column that
+    is never NULL)."""
+    size = max(1, min(_ROWS_PER_STATEMENT, _SQLITE_VARIABLES // max(1, len(plan.names))))
     head, _, one = plan.sql.partition(" VALUES ")
-    most = min(_ROWS_PER_STATEMENT, _SQLITE_VARIABLES // max(1, len(plan.names)))
-    size = 1 << (max(1, most).bit_length() - 1)
-    start = 0
-    while start < len(params):
-        while size > len(params) - start:
-            size //= 2
+    rows_sql = ", ".join([one] * size)
+    sql = f"{head} SELECT * FROM (VALUES {rows_sql}) WHERE column{key + 1} IS NOT NULL"
+    padding = (None,) * len(plan.names)
+    for start in range(0, len(params), size):
         chunk = params[start : start + size]
-        sql = f"{head} VALUES {', '.join([one] * size)}"
-        await conn.exec_driver_sql(sql, tuple(value for row in chunk for value in row))
-        start += size
+        rows = chunk + [padding] * (size - len(chunk))
+        await conn.exec_driver_sql(sql, tuple(value for row in rows for value in row))
 
 
 async def _convert(plan: _Plan, rows: list[dict[str, Any]]) -> list[Any]:
