@@ -75,10 +75,10 @@ async def test_rows_missing_columns_get_their_defaults(database_url: str) -> Non
 async def test_many_rows_in_chunks_arrive_whole_and_in_order(
     database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """On SQLite 13 rows go in two statements of 8 rows (the last padded with NULL rows that
-    are not inserted), on PostgreSQL through executemany; either way every row and value lands,
-    floats and big integers exactly, and nothing else."""
-    monkeypatch.setattr(inserts, "_ROWS_PER_STATEMENT", 8)
+    """On SQLite 13 rows go in statements of 8, 4 and 2 rows (the last padded with a NULL row
+    that is not inserted), on PostgreSQL through executemany; either way every row and
+    value lands, floats and big integers exactly, and nothing else."""
+    monkeypatch.setattr(inserts, "_STATEMENT_ROWS", (8, 4, 2))
     statements: list[int] = []  # rows per INSERT statement
     original = AsyncConnection.exec_driver_sql
 
@@ -100,7 +100,7 @@ async def test_many_rows_in_chunks_arrive_whole_and_in_order(
             found = {r.id: r for r in await conn.execute(select(requests))}
     finally:
         await engine.dispose()
-    assert statements == ([8, 8] if database_url.startswith("sqlite") else [13])
+    assert statements == ([8, 4, 2] if database_url.startswith("sqlite") else [13])
     assert sorted(found) == [f"r{i:02}" for i in range(13)]
     for i in range(13):
         row = found[f"r{i:02}"]

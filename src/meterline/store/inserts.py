@@ -6,17 +6,20 @@ which this replaces, held the event loop for milliseconds per batch.
 On SQLite one statement carries many rows (``VALUES (…), (…), …``). ``executemany`` steps the
 statement once per row, and the driver lets go of the interpreter lock for every step; with the
 event loop saturated, taking the lock back waited up to a switch interval (5 ms) each time, so
-the writer managed a few hundred rows a second and fell behind the traffic it logs. Every chunk
-is one statement of ``_ROWS_PER_STATEMENT`` rows, the last one padded with rows of NULLs that a
-``WHERE`` drops: one statement per 512 rows, each awaited once, and a single statement text, so
-SQLite's statement cache holds one entry for it, whatever the batch lengths (statement texts
-per length made the memory creep up in the soak as new lengths came along). PostgreSQL
-(asyncpg) keeps ``executemany``, which it pipelines itself.
+the writer managed a few hundred rows a second and fell behind the traffic it logs. Rows go in
+statements of 512 rows while that many are left, then of 128, then of 16, the last one padded
+with rows of NULLs that a ``WHERE`` drops: a few statements per batch, each awaited once, never
+more than 15 padding rows, and three statement texts, so SQLite's statement cache holds three
+entries whatever
+the batch lengths (a text per length made the memory creep up in the soak as new lengths came
+along; padding every batch to 512 rows cost quiet gateways more than the rows they wrote).
+PostgreSQL (asyncpg) keeps ``executemany``, which it pipelines itself.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -30,7 +33,7 @@ __all__ = ["BulkInsert"]
 
 # Bound parameters one SQLite statement may hold (SQLITE_MAX_VARIABLE_NUMBER's default).
 _SQLITE_VARIABLES = 32_766 if sqlite3.sqlite_version_info >= (3, 32, 0) else 999
-_ROWS_PER_STATEMENT = 512
+_STATEMENT_ROWS = (512, 128, 16)  # rows per statement: the largest that many rows are left for
 _SLICE = 100  # rows converted between two yields to the event loop
 
 
@@ -90,18 +93,26 @@ class BulkInsert:
 
 async def _insert_many_rows(conn: AsyncConnection, plan: _Plan, key: int,
                             params: list[Any]) -> None:  # fmt: skip
-    """``INSERT … SELECT * FROM (VALUES (…), (…), …) WHERE <key column> IS NOT NULL`` per chunk
-    of ``size`` rows, the last chunk padded with NULL rows (``key``: the index of a column that
-    is never NULL)."""
-    size = max(1, min(_ROWS_PER_STATEMENT, _SQLITE_VARIABLES // max(1, len(plan.names))))
-    head, _, one = plan.sql.partition(" VALUES ")
-    rows_sql = ", ".join([one] * size)
-    sql = f"{head} SELECT * FROM (VALUES {rows_sql}) WHERE column{key + 1} IS NOT NULL"
+    """``INSERT … SELECT * FROM (VALUES (…), (…), …) WHERE <key column> IS NOT NULL`` per chunk,
+    the last chunk padded with NULL rows (``key``: the index of a column that is never NULL)."""
+    most = max(1, _SQLITE_VARIABLES // max(1, len(plan.names)))
+    sizes = [min(most, size) for size in _STATEMENT_ROWS]
     padding = (None,) * len(plan.names)
-    for start in range(0, len(params), size):
+    start = 0
+    while start < len(params):
+        size = next((s for s in sizes if s <= len(params) - start), sizes[-1])
         chunk = params[start : start + size]
         rows = chunk + [padding] * (size - len(chunk))
+        sql = _padded_sql(plan.sql, key, size)
         await conn.exec_driver_sql(sql, tuple(value for row in rows for value in row))
+        start += size
+
+
+@functools.lru_cache(maxsize=16)
+def _padded_sql(single: str, key: int, size: int) -> str:
+    head, _, one = single.partition(" VALUES ")
+    rows = ", ".join([one] * size)
+    return f"{head} SELECT * FROM (VALUES {rows}) WHERE column{key + 1} IS NOT NULL"
 
 
 async def _convert(plan: _Plan, rows: list[dict[str, Any]]) -> list[Any]:
