@@ -38,6 +38,13 @@ def test_a_good_config_parses() -> None:
     assert settings.aliases == {"fast": "groq:llama-3.1-8b-instant"}
 
 
+def _problems(text: str) -> list[str]:
+    """Every problem ``parse_config`` reports for ``text`` (read as ``gw.yaml``)."""
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, "gw.yaml")
+    return [str(p) for p in info.value.problems]
+
+
 def test_every_problem_is_reported_with_its_location() -> None:
     text = """\
 server:
@@ -49,9 +56,7 @@ providers:
     type: openai-compatible
     models: [{name: m, tier: gold}]
 """
-    with pytest.raises(ConfigError) as info:
-        parse_config(text, "gw.yaml")
-    found = [str(p) for p in info.value.problems]
+    found = _problems(text)
     assert "gw.yaml:2:9: server.port: expected an integer, got 'eighty'" in found
     assert "gw.yaml:3:3: server.hots: unknown key (did you mean 'host'?)" in found
     assert "gw.yaml:5:5: providers[0].name: is required" in found
@@ -59,9 +64,7 @@ providers:
 
 def test_semantic_problems_point_at_the_offending_node() -> None:
     text = "providers:\n  - name: x\n    type: openai-compatible\n    models: [{name: m, tier: gold}]\n"
-    with pytest.raises(ConfigError) as info:
-        parse_config(text, "gw.yaml")
-    assert [str(p) for p in info.value.problems] == [
+    assert _problems(text) == [
         "gw.yaml:2:5: providers[0].base_url: an openai-compatible provider needs one",
         "gw.yaml:4:30: providers[0].models[0].tier: must be one of economy, standard, premium",
     ]
@@ -99,9 +102,7 @@ def test_default_database_is_a_sqlite_file_in_the_home_folder(tmp_path: Path) ->
 
 def test_routing_shares_and_sample_counts_are_checked() -> None:
     text = "routing:\n  threshold: 80\n  min_samples: 0\n  exploration: -0.1\n"
-    with pytest.raises(ConfigError) as info:
-        parse_config(text, "gw.yaml")
-    assert [str(p) for p in info.value.problems] == [
+    assert _problems(text) == [
         "gw.yaml:2:14: routing.threshold: must be a share between 0 and 1",
         "gw.yaml:4:16: routing.exploration: must be a share between 0 and 1",
         "gw.yaml:3:16: routing.min_samples: must be at least 1",

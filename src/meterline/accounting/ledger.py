@@ -128,9 +128,8 @@ class Ledger:
         refused = await self.counters.reserve(holds, amount)
         if refused is not None:
             full = holds[refused]
-            return next(r for r in rules
-                        if r.hold(now, self.settings.timezone).key == full.key
-                        and r.limit == full.limit)  # fmt: skip
+            return next(r for r, h in zip(rules, each, strict=True)
+                        if h.key == full.key and r.limit == full.limit)  # fmt: skip
         budgets = [(r, h.key) for r, h in zip(rules, each, strict=True) if r.kind == "budget"]
         remaining = None
         if budgets:

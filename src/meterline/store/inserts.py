@@ -10,9 +10,9 @@ the writer managed a few hundred rows a second and fell behind the traffic it lo
 statements of 512 rows while that many are left, then of 128, then of 16, the last one padded
 with rows of NULLs that a ``WHERE`` drops: a few statements per batch, each awaited once, never
 more than 15 padding rows, and three statement texts, so SQLite's statement cache holds three
-entries whatever
-the batch lengths (a text per length made the memory creep up in the soak as new lengths came
-along; padding every batch to 512 rows cost quiet gateways more than the rows they wrote).
+entries whatever the batch lengths (a text per length made the memory creep up in the soak as
+new lengths came along; padding every batch to 512 rows cost quiet gateways more than the rows
+they wrote).
 PostgreSQL (asyncpg) keeps ``executemany``, which it pipelines itself.
 """
 
@@ -43,6 +43,7 @@ class _Plan:
     names: tuple[str, ...]  # parameter order
     processors: tuple[Callable[[Any], Any] | None, ...]
     positional: bool
+    key: int | None  # where the primary key's first column (never NULL) sits in ``names``
 
 
 class BulkInsert:
@@ -62,16 +63,11 @@ class BulkInsert:
             processors = tuple(
                 columns[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names
             )
-            found = _Plan(str(compiled), names, processors, positional)
+            first = next(iter(self.table.primary_key.columns), None)
+            key = names.index(first.name) if first is not None and first.name in names else None
+            found = _Plan(str(compiled), names, processors, positional, key)
             self._plans[(dialect.name, keys)] = found
         return found
-
-    def _key_index(self, plan: _Plan) -> int | None:
-        """Where the primary key's first column sits among the parameters (it is never NULL)."""
-        first = next(iter(self.table.primary_key.columns), None)
-        if first is None or first.name not in plan.names:
-            return None
-        return plan.names.index(first.name)
 
     async def run(self, conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
         """Insert ``rows`` (grouped by their keys) in the current transaction."""
@@ -84,9 +80,8 @@ class BulkInsert:
                 await conn.execute(insert(self.table), group)
                 continue
             params = await _convert(plan, group)
-            key = self._key_index(plan)
-            if conn.dialect.name == "sqlite" and plan.positional and key is not None:
-                await _insert_many_rows(conn, plan, key, params)
+            if conn.dialect.name == "sqlite" and plan.positional and plan.key is not None:
+                await _insert_many_rows(conn, plan, plan.key, params)
             else:
                 await conn.exec_driver_sql(plan.sql, params)
 
