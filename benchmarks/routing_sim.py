@@ -421,7 +421,8 @@ class Simulation:
         answer = ChatResponse("sim", model.name, Message("assistant", (TextPart(text),)), "stop",
                               Usage())  # fmt: skip
         verdict = evaluate(request, answer if status == "ok" else None, status)
-        self.stats.record(c.task_type, band, model.key, verdict.success)
+        self.stats.record(c.task_type, band, model.key, verdict.success,
+                          upstream_failed=status != "ok")  # fmt: skip
         self.seen["verdict_right"] += verdict.success == good
         if self.rng.random() < self.feedback:
             now = from_rating(_rating(self.rng, good, self.wrong_feedback))

@@ -1,6 +1,6 @@
 """``benchmarks/routing_sim.py`` at full size (20,000 requests take ~6 s): the simulation is
 sound, deterministic and drives the real router; and the targets for ``auto`` routing against
-always-premium and the oracle."""
+always-premium and the oracle, on seed 1 and on average over five seeds."""
 
 from __future__ import annotations
 
@@ -91,20 +91,28 @@ def test_the_simulation_is_deterministic() -> None:
     assert sim.run(400, 4)["router"] != first["router"]
 
 
-# The targets, at the issue's size. Misses are marked, not hidden: a strict xfail turns into a
-# failure the day the policy meets the target. Over seeds 1-5 (see benchmarks/README.md) the
-# router saves 56-68%, keeps 92.5-95.3% of premium's success and costs 0.82-1.13x the oracle.
+# The targets, at the issue's size: seed 1, and the mean over seeds 1-5. Single seeds vary (see
+# benchmarks/README.md, Routing): over seeds 1-10 the router saves 55-70% of always-premium's
+# cost and keeps 94.7-96.5% of its success; 7 of the 10 meet all three targets on their own.
+
+TARGETS = sim.TARGETS
 
 
-@pytest.mark.xfail(strict=True, reason="seed 1 saves 59.6% (56-68% over seeds 1-5)")
 def test_target_cost_at_least_60_percent_below_always_premium(result: dict[str, Any]) -> None:
-    assert result["ratios"]["savings_vs_premium"] >= 0.60
+    assert result["ratios"]["savings_vs_premium"] >= TARGETS["savings_vs_premium"]
 
 
-@pytest.mark.xfail(strict=True, reason="seed 1 keeps 93.4% of premium's success (92.5-95.3%)")
 def test_target_success_at_least_95_percent_of_always_premium(result: dict[str, Any]) -> None:
-    assert result["ratios"]["success_vs_premium"] >= 0.95
+    assert result["ratios"]["success_vs_premium"] >= TARGETS["success_vs_premium"]
 
 
 def test_target_cost_within_15_percent_of_the_oracle(result: dict[str, Any]) -> None:
-    assert result["ratios"]["cost_vs_oracle"] <= 1.15
+    assert result["ratios"]["cost_vs_oracle"] <= TARGETS["cost_vs_oracle"]
+
+
+def test_targets_on_average_over_five_seeds(result: dict[str, Any]) -> None:
+    runs = [result] + [sim.run(REQUESTS, seed) for seed in (2, 3, 4, 5)]
+    mean = {k: sum(r["ratios"][k] for r in runs) / len(runs) for k in TARGETS}
+    assert mean["savings_vs_premium"] >= TARGETS["savings_vs_premium"], mean
+    assert mean["success_vs_premium"] >= TARGETS["success_vs_premium"], mean
+    assert mean["cost_vs_oracle"] <= TARGETS["cost_vs_oracle"], mean

@@ -1,5 +1,6 @@
-"""The ``auto`` policy on plain data: cheapest proven model, Wilson bounds, exploration, tiers
-when there is no history, proven-bad models, cooldowns and the ``auto:<tier>`` floor."""
+"""The ``auto`` policy on plain data: the lowest expected cost with failures priced, pooled
+estimates, exploration, tiers when there is no history, proven-bad models, cooldowns and the
+``auto:<tier>`` floor."""
 
 from __future__ import annotations
 
@@ -113,73 +114,98 @@ def test_a_failing_cheap_model_loses_to_the_next_proven_one() -> None:
     assert _choose(_router(stats), band="high") == PRE  # no history for high → premium by tier
 
 
-def test_min_samples_is_respected() -> None:
+def test_min_samples_decides_when_a_cell_has_history() -> None:
     stats = _stats()
-    _feed(stats, ECO, 19, 0)  # perfect, but one short of min_samples=20
-    _feed(stats, STD, 40, 0)
-    assert _choose(_router(stats)) == STD
+    _feed(stats, ECO, 19, 0)  # perfect, but one short of min_samples=20: no history yet
+    choice = _router(stats).choose(_request(), TASK, BAND, PROVIDERS)
+    assert choice is not None and choice.model == STD  # medium complexity -> standard tier
+    assert "no proven model for code_gen/medium yet" in choice.reason
     stats.record(TASK, BAND, ECO.key, True)
-    assert _choose(_router(stats)) == ECO
-    # a higher bar needs more history
-    assert _choose(_router(stats, min_samples=30)) == STD
+    assert _choose(_router(stats)) == ECO  # history: the cheapest, failures counted, wins
+    assert _choose(_router(stats, min_samples=30)) == STD  # a higher bar needs more history
 
 
-def test_wilson_bound_not_the_raw_rate_decides() -> None:
+def test_a_dearer_model_wins_where_its_success_is_worth_the_price() -> None:
     stats = _stats()
-    _feed(stats, ECO, 19, 1)  # 95% raw, but only 20 samples: lower bound ~0.76
-    _feed(stats, STD, 90, 10)  # 90% raw over 100: lower bound ~0.83
-    assert stats.get(TASK, BAND, ECO.key).rate > stats.get(TASK, BAND, STD.key).rate
+    _feed(stats, ECO, 80, 20)  # 80%: not proven bad at the 0.8 threshold
+    _feed(stats, STD, 99, 1)
     choice = _router(stats).choose(_request(), TASK, BAND, PROVIDERS)
     assert choice is not None and choice.model == STD
-    assert "90% success over 100" in choice.reason
-    # with enough evidence the cheap model proves itself
-    _feed(stats, ECO, 76, 4)  # 95/100 now
-    assert _choose(_router(stats)) == ECO
-    # a lower threshold accepts the 19/20 record as it stood
-    small = _stats()
-    _feed(small, ECO, 19, 1)
-    _feed(small, STD, 90, 10)
-    assert _choose(_router(small, threshold=0.75)) == ECO
-
-
-def test_exploration_sends_some_traffic_to_cheaper_unproven_models() -> None:
-    stats = _stats()
-    _feed(stats, PRE, 50, 0)  # only a premium model has proven itself
-    picks = []
-    for seed in range(60):
-        choice = _router(stats, seed=seed, exploration=1.0).choose(
-            _request(), TASK, BAND, PROVIDERS
-        )
-        assert choice is not None and "exploring" in choice.reason
-        picks.append(choice.model)
-    cheaper = {ECO, ECO2, STD, STD2}
-    assert set(picks) == cheaper  # random among the cheaper, unproven models; never a dearer one
-    # never explores at 0.0: the proven model answers
-    assert all(_choose(_router(stats, seed=s, exploration=0.0)) == PRE for s in range(40))
-    # the same seed makes the same choice
-    assert _choose(_router(stats, seed=7, exploration=1.0)) == _choose(
-        _router(stats, seed=7, exploration=1.0)
+    assert choice.reason == (
+        "a/std: 99% success over 100 code_gen requests; worth its price over a/eco "
+        "(80% success over 100 code_gen requests)"
     )
+    # failures that cost (next to) nothing: the cheaper model wins again
+    assert _choose(_router(stats, failure_cost=0.0)) == ECO
+    assert _choose(_router(stats, failure_cost=0.0005)) == ECO
+    # and a small difference in success is not worth four times the price
+    close = _stats()
+    _feed(close, ECO, 97, 3)
+    _feed(close, PRE, 98, 2)
+    assert _choose(_router(close, models=(ECO, PRE))) == ECO
+    # against a model of similar price, one point of success is worth it (failures at $0.10)
+    _feed(close, STD, 98, 2)
+    assert _choose(_router(close, models=(ECO, STD))) == STD
 
 
-def test_exploration_prefers_the_least_judged_model_and_rarely_rechecks_proven_bad_ones() -> None:
+def test_estimates_pool_what_a_model_did_in_other_cells() -> None:
     stats = _stats()
-    _feed(stats, PRE, 50, 0)  # the pick
-    _feed(stats, ECO, 5, 45)  # proven bad: upper bound far below 0.8
-    _feed(stats, ECO2, 8, 2)  # open, 10 judged
-    _feed(stats, STD, 3, 1)  # open, 4 judged: the least judged
-    _feed(stats, STD2, 9, 3)  # open, 12 judged
+    for band in ("low", "high"):  # eco fails 10x as often as std wherever both are seen
+        _feed(stats, ECO, 60, 40, band=band)
+        _feed(stats, STD, 96, 4, band=band)
+    _feed(stats, STD, 96, 4)  # the medium cell has std's history only
+    eco, std = (stats.failure_rate(TASK, BAND, m.key) for m in (ECO, STD))
+    assert eco.failure > 3 * std.failure  # eco has no medium record: its others speak for it
+    assert eco.weight == stats.prior_weight and std.weight == stats.prior_weight + 100
+    assert _choose(_router(stats)) == STD
+    # a model never seen anywhere is expected to be average in the cell
+    unseen = stats.failure_rate(TASK, BAND, "x:never-seen")
+    assert eco.failure > unseen.failure > std.failure
+    # its own record moves the estimate: 300 perfect answers make eco the better bet here
+    _feed(stats, ECO, 300, 0)
+    assert stats.failure_rate(TASK, BAND, ECO.key).failure < 0.1
+    assert _choose(_router(stats)) == ECO
+
+
+def test_exploration_tries_a_model_that_might_beat_the_pick() -> None:
+    stats = _stats()
+    _feed(stats, ECO, 75, 25)  # a bad bet: 25% failures over 100 answers
+    _feed(stats, STD, 95, 5)  # the pick
+    _feed(stats, ECO2, 4, 0)  # little known: may well be better than its record suggests
+    picks = [_choose(_router(stats, seed=s, exploration=1.0)) for s in range(200)]
+    assert set(picks) == {ECO2}  # the only hopeful one; never eco (known) or the dearer ones
+    choice = _router(stats, seed=3, exploration=1.0).choose(_request(), TASK, BAND, PROVIDERS)
+    assert choice is not None and choice.reason == (
+        "b/eco2: exploring, 4 code_gen requests judged so far"
+    )
+    # never explores at 0.0: the pick answers
+    assert all(_choose(_router(stats, seed=s, exploration=0.0)) == STD for s in range(40))
+
+
+def test_exploration_rechecks_proven_bad_models_now_and_then() -> None:
+    stats = _stats()
+    _feed(stats, STD, 45, 5)  # the pick
+    _feed(stats, ECO, 5, 45)  # proven bad: upper bound far below 0.8, left out of the choice
+    _feed(stats, ECO2, 2, 0)  # hopeful
+    assert ECO not in {_choose(_router(stats, seed=s)) for s in range(20)}
     picks = [_choose(_router(stats, seed=s, exploration=1.0)) for s in range(400)]
-    assert set(picks) == {STD, ECO}  # the least-judged open model, or a recheck of the bad one
+    assert set(picks) == {ECO2, ECO}
     assert 0.04 < picks.count(ECO) / len(picks) < 0.18  # ~10% of explorations recheck
-    # once every cheaper model is proven bad, exploration only rechecks them
-    bad = _stats()
-    _feed(bad, PRE, 50, 0)
-    for model in (ECO, ECO2, STD, STD2):
-        _feed(bad, model, 5, 45)
-    assert {_choose(_router(bad, seed=s, exploration=1.0)) for s in range(40)} == {
-        ECO, ECO2, STD, STD2,
-    }  # fmt: skip
+
+
+def test_nothing_to_explore_when_no_model_could_beat_the_pick() -> None:
+    stats = _stats()
+    for model in ALL:
+        _feed(stats, model, 300, 0)  # every record long and perfect: the cheapest stays best
+    assert all(_choose(_router(stats, seed=s, exploration=1.0)) == ECO for s in range(10))
+
+
+def test_exploration_rate_is_roughly_the_configured_probability() -> None:
+    stats = _stats()
+    _feed(stats, STD, 50, 0)
+    router = _router(stats, seed=3, exploration=0.1)
+    explored = sum(_choose(router) != STD for _ in range(2000))
+    assert 140 <= explored <= 260  # ~10% of 2,000
 
 
 def test_expected_cost_counts_reasoning_only_for_models_that_think_by_default() -> None:
@@ -191,37 +217,6 @@ def test_expected_cost_counts_reasoning_only_for_models_that_think_by_default() 
     assert not ModelInfo("openai", "plain", reasoning=False).thinks_by_default
     order = _router(models=(o_model, claude)).candidates(_request(), ("anthropic", "openai"))
     assert order == [claude, o_model]  # same prices: the one that bills no hidden reasoning first
-
-
-def test_nothing_to_explore_when_the_cheapest_model_is_proven() -> None:
-    stats = _stats()
-    _feed(stats, ECO, 50, 0)
-    assert all(_choose(_router(stats, seed=s, exploration=1.0)) == ECO for s in range(40))
-
-
-def test_exploration_rate_is_roughly_the_configured_probability() -> None:
-    stats = _stats()
-    _feed(stats, PRE, 50, 0)
-    router = _router(stats, seed=3, exploration=0.1)
-    explored = sum(_choose(router) != PRE for _ in range(2000))
-    assert 140 <= explored <= 260  # ~10% of 2,000
-
-
-def test_exploration_reason_counts_the_history_so_far() -> None:
-    stats = _stats()
-    _feed(stats, ECO2, 3, 2)
-    _feed(stats, PRE, 30, 0)
-    only = (ECO2, PRE)
-    choice = _router(stats, models=only, exploration=1.0).choose(_request(), TASK, BAND, PROVIDERS)
-    assert choice is not None and choice.model == ECO2
-    assert choice.reason == "b/eco2: exploring, 5 code_gen requests judged so far"
-
-
-def test_no_exploration_once_every_model_has_enough_history() -> None:
-    stats = _stats()
-    for model in ALL:
-        _feed(stats, model, 25, 0)
-    assert all(_choose(_router(stats, seed=s, exploration=1.0)) == ECO for s in range(10))
 
 
 @pytest.mark.parametrize(("band", "expected"), [("low", ECO), ("medium", STD), ("high", PRE)])
@@ -263,25 +258,28 @@ def test_three_consecutive_failures_cool_a_model_down() -> None:
     stats = RouteStats(cooldown=300)
     _feed(stats, ECO, 40, 0)
     assert _choose(_router(stats)) == ECO
-    stats.record(TASK, BAND, ECO.key, False)
-    stats.record(TASK, BAND, ECO.key, False)
+    for _ in range(5):  # poor answers are the estimates' business, not the cool-down's
+        stats.record(TASK, BAND, ECO.key, False)
     assert not stats.cooling(ECO.key)
-    stats.record(TASK, "high", ECO.key, False)  # the streak is per model, across tasks and bands
+    stats.record(TASK, BAND, ECO.key, False, upstream_failed=True)
+    stats.record(TASK, BAND, ECO.key, False, upstream_failed=True)
+    assert not stats.cooling(ECO.key)
+    stats.record(TASK, "high", ECO.key, False, upstream_failed=True)  # per model, any cell
     assert stats.cooling(ECO.key)
     router = _router(stats)
     assert ECO not in router.candidates(_request(), PROVIDERS)
     assert _choose(router) == STD  # eco is still proven, but cooling down: skipped
     # a success in between resets the streak
     other = RouteStats()
-    for ok in (False, False, True, False, False):
-        other.record(TASK, BAND, STD.key, ok)
+    for down in (True, True, False, True, True):
+        other.record(TASK, BAND, STD.key, not down, upstream_failed=down)
     assert not other.cooling(STD.key)
 
 
 def test_cooldown_ends() -> None:
     stats = RouteStats(cooldown=0.0)
     for _ in range(3):
-        stats.record(TASK, BAND, ECO.key, False)
+        stats.record(TASK, BAND, ECO.key, False, upstream_failed=True)
     assert not stats.cooling(ECO.key)
 
 
@@ -289,7 +287,7 @@ def test_if_every_candidate_is_cooling_they_are_used_anyway() -> None:
     stats = RouteStats(cooldown=300)
     for model in (ECO, PRE):
         for _ in range(3):
-            stats.record(TASK, "low", model.key, False)
+            stats.record(TASK, "low", model.key, False, upstream_failed=True)
     assert all(stats.cooling(m.key) for m in (ECO, PRE))
     assert _choose(_router(stats, models=(ECO, PRE)), band="low") == ECO
 

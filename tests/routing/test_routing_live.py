@@ -15,7 +15,7 @@ import pytest
 
 from meterline.catalog import Catalog
 from meterline.settings import RoutingSettings, Settings
-from meterline.sim import OpenAISim
+from meterline.sim import Fault, OpenAISim
 from tests.conftest import make_settings
 from tests.fakes.harness import BackgroundLoop, LiveGateway, start_gateway
 
@@ -106,18 +106,21 @@ def test_a_failed_heuristic_verdict_is_logged_and_learned(
     assert (record.successes, record.total) == (0, 1)
 
 
-def test_three_failures_in_a_row_move_auto_traffic_elsewhere(
-    oai: openai.OpenAI, routed: LiveGateway
+def test_three_upstream_failures_in_a_row_move_auto_traffic_elsewhere(
+    oai: openai.OpenAI, routed: LiveGateway, openai_sim: OpenAISim
 ) -> None:
-    models = []
-    for i in range(4):
-        raw = oai.chat.completions.with_raw_response.create(
-            model="auto", messages=_ask(f"{CODE_ASK} Variant {i}.")
-        )
-        models.append(raw.headers["x-meterline-model"])
-    assert models[:3] == ["gpt-4.1-nano"] * 3
+    # Poor answers (a request for code answered in words) teach the estimates, not the cool-down.
+    for i in range(3):
+        oai.chat.completions.create(model="auto", messages=_ask(f"{CODE_ASK} Variant {i}."))
+    assert not routed.gateway.stats.cooling("openai:gpt-4.1-nano")
+    # Three requests whose upstream fails (each retried three times) do cool it down.
+    openai_sim.fail_next(*[Fault("http", 503)] * 9)
+    for i in range(3):
+        with pytest.raises(openai.InternalServerError):
+            oai.chat.completions.create(model="auto", messages=_ask(f"{QUESTION} Take {i}."))
     assert routed.gateway.stats.cooling("openai:gpt-4.1-nano")
-    assert models[3] == "gpt-4o-mini"  # the next cheapest economy model, reasoning included
+    raw = oai.chat.completions.with_raw_response.create(model="auto", messages=_ask(QUESTION))
+    assert raw.headers["x-meterline-model"] == "gpt-4o-mini"  # the next cheapest economy model
 
 
 def test_auto_streams_and_learns_from_the_streamed_answer(
@@ -157,7 +160,8 @@ def test_a_proven_model_is_preferred_and_named_in_the_reason(
     raw = oai.chat.completions.with_raw_response.create(model="smart", messages=_ask(QUESTION))
     assert raw.headers["x-meterline-model"] == "gpt-4.1-mini"
     assert raw.headers["x-meterline-route-reason"] == (
-        "openai/gpt-4.1-mini: cheapest standard, 100% success over 30 simple_qa requests"
+        "openai/gpt-4.1-mini: 100% success over 30 simple_qa requests; worth its price over "
+        "openai/gpt-4.1-nano (94% success expected from its other records)"
     )
 
 

@@ -101,10 +101,12 @@ def test_default_database_is_a_sqlite_file_in_the_home_folder(tmp_path: Path) ->
 
 
 def test_routing_shares_and_sample_counts_are_checked() -> None:
-    text = "routing:\n  threshold: 80\n  min_samples: 0\n  exploration: -0.1\n"
+    text = "routing:\n  threshold: 80\n  min_samples: 0\n  exploration: -0.1\n  failure_cost: -1\n"
     assert _problems(text) == [
         "gw.yaml:2:14: routing.threshold: must be a share between 0 and 1",
         "gw.yaml:4:16: routing.exploration: must be a share between 0 and 1",
         "gw.yaml:3:16: routing.min_samples: must be at least 1",
+        "gw.yaml:5:17: routing.failure_cost: must not be negative",
     ]
+    assert parse_config("routing: {failure_cost: 0.5}").routing.failure_cost == 0.5
     assert parse_config("routing: {threshold: 0.9}").routing.threshold == 0.9

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Literal
 
 from meterline.auth import ApiKey
 from meterline.catalog import ModelInfo, PicoUSD, cost
-from meterline.errors import GatewayError
+from meterline.errors import GatewayError, ProviderError
 from meterline.types import ChatRequest, ChatResponse, Principal, Usage
 
 if TYPE_CHECKING:
@@ -50,6 +50,8 @@ class Outcome:
     finish_reason: str | None = None
     latency_ms: float = 0.0
     ttft_ms: float | None = None
+    refused: bool = False  # the gateway's own error: no model was asked
+    upstream_down: bool = False  # the model's provider failed (429, 5xx, timeout, connection)
 
 
 @dataclass(slots=True)
@@ -115,6 +117,8 @@ class RequestContext:
             finish_reason=finish_reason,
             latency_ms=self.elapsed_ms(),
             ttft_ms=self.elapsed_ms(self.first_token_at) if self.first_token_at else None,
+            refused=error is not None and not isinstance(error, ProviderError),
+            upstream_down=isinstance(error, ProviderError) and error.retryable,
         )
         for callback in reversed(self._completions):
             try:

@@ -94,9 +94,9 @@ class Dispatch:
         assert ctx.route is not None
         c = ctx.classification
         if c is not None and self.stats is not None:
-            self.stats.record(
-                c.task_type, complexity_band(c.complexity), ctx.route.model.key, False
-            )
+            band = complexity_band(c.complexity)
+            self.stats.record(c.task_type, band, ctx.route.model.key, False,
+                              upstream_failed=exc.retryable)  # fmt: skip
         ctx.group_id = ctx.request_id
         attempt = dataclasses.replace(ctx, request_id=new_request_id(), group_id=ctx.request_id,
                                       _completions=[])  # fmt: skip

@@ -138,11 +138,12 @@ class RouteStage:
         return None
 
     def _learn(self, ctx: RequestContext, outcome: Outcome) -> None:
-        if ctx.cache_hit or ctx.route is None or outcome.status == "cancelled":
-            return
+        if ctx.cache_hit or ctx.route is None or outcome.status == "cancelled" or outcome.refused:
+            return  # nothing the model did (or did not do) to learn from
         c = ctx.classification
         verdict = evaluate(ctx.request, ctx.answer, outcome.status, c.task_type if c else None)
         ctx.success = verdict.success
         if c is not None:
             band = complexity_band(c.complexity)
-            self.stats.record(c.task_type, band, ctx.route.model.key, verdict.success)
+            self.stats.record(c.task_type, band, ctx.route.model.key, verdict.success,
+                              upstream_failed=outcome.upstream_down)  # fmt: skip

@@ -1,8 +1,16 @@
 """Measured success of each model per (task type, complexity band), for the router.
 
 Kept in memory and updated as answers are judged; rebuilt at start-up from the request log
-(one indexed, grouped query over the last ``window_days``). A model that fails three times in
-a row is cooling down for ``cooldown`` seconds, so it gets no routed traffic meanwhile.
+(one indexed, grouped query over the last ``window_days``).
+
+A cell's own record is thin for most models (a few answers, or none), so :meth:`RouteStats.
+failure_rate` pools evidence: failure rates are fitted as *model factor × cell rate* over every
+record (a model that fails twice as often as the average in one cell tends to do so in the
+others), and that fit is the prior a cell's own answers update, worth ``prior_weight`` answers.
+
+A model whose upstream fails three times in a row (errors, timeouts, refused connections: not
+answers judged poor, which the rates above account for) is cooling down for ``cooldown``
+seconds, so it gets no routed traffic meanwhile.
 """
 
 from __future__ import annotations
@@ -19,9 +27,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from meterline.store.schema import requests
 
-__all__ = ["Record", "RouteStats", "wilson_lower_bound"]
+__all__ = ["Estimate", "Record", "RouteStats", "wilson_lower_bound"]
 
 _Z = 1.96  # 95% confidence
+_BASE_FAILURE = 0.1  # a cell's failure rate before it has a record
+_CELL_WEIGHT = 10.0  # answers that ``_BASE_FAILURE`` is worth against a cell's own
+_MODEL_WEIGHT = 0.5  # expected failures that an average model factor (1.0) is worth
+_FIT_ROUNDS = 5
+_REFIT_EVERY = 100  # judged answers between two fits
 
 
 def wilson_lower_bound(successes: int, total: int, z: float = _Z) -> float:
@@ -68,23 +81,77 @@ class Record:
                 return
 
 
+@dataclass(frozen=True, slots=True)
+class Estimate:
+    """A failure rate and the number of answers it is worth (the cell's own plus the prior's)."""
+
+    failure: float
+    weight: float
+
+    def optimistic(self, z: float = 2.0) -> float:
+        """The failure rate ``z`` standard errors lower: what the model might turn out to be."""
+        spread = math.sqrt(self.failure * (1 - self.failure) / self.weight)
+        return max(0.0, self.failure - z * spread)
+
+
+@dataclass(frozen=True, slots=True)
+class _Pool:
+    model: dict[str, float]  # how often each model fails, relative to the average (1.0)
+    cell: dict[tuple[str, str], float]  # how often the average model fails in each cell
+
+
+def _fit(records: dict[tuple[str, str, str], Record]) -> _Pool:
+    """Failure rates as model factor × cell rate, by alternating the two fits a few rounds;
+    each shrunk towards its default (1.0, ``_BASE_FAILURE``) so thin evidence stays modest."""
+    seen = [(key[:2], key[2], r.total - r.successes, r.total) for key, r in records.items()
+            if r.total]  # fmt: skip
+    model: dict[str, float] = defaultdict(lambda: 1.0)
+    cell: dict[tuple[str, str], float] = {}
+    for _ in range(_FIT_ROUNDS):
+        failures: dict[tuple[str, str], float] = defaultdict(float)
+        exposure: dict[tuple[str, str], float] = defaultdict(float)
+        for c, m, failed, total in seen:
+            failures[c] += failed
+            exposure[c] += model[m] * total
+        cell = {c: (failures[c] + _BASE_FAILURE * _CELL_WEIGHT) / (exposure[c] + _CELL_WEIGHT)
+                for c in failures}  # fmt: skip
+        by_model: dict[str, float] = defaultdict(float)
+        model_exposure: dict[str, float] = defaultdict(float)
+        for c, m, failed, total in seen:
+            by_model[m] += failed
+            model_exposure[m] += cell[c] * total
+        model = defaultdict(lambda: 1.0, {
+            m: (by_model[m] + _MODEL_WEIGHT) / (model_exposure[m] + _MODEL_WEIGHT)
+            for m in by_model
+        })  # fmt: skip
+    return _Pool(dict(model), cell)
+
+
 class RouteStats:
     """Records keep the last ``window`` judged answers per (task, band, model), so a model that
     degrades or recovers is noticed within a few hundred requests."""
 
     def __init__(self, cooldown: float = 300.0, failures_to_cool: int = 3, window: int = 300,
-                 clock: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
+                 clock: Callable[[], float] = time.monotonic,
+                 prior_weight: float = 100.0) -> None:  # fmt: skip
         self.cooldown = cooldown
         self.failures_to_cool = failures_to_cool
         self.window = window
         self.clock = clock
+        self.prior_weight = prior_weight
         self._records: dict[tuple[str, str, str], Record] = defaultdict(Record)
         self._streak: dict[str, int] = defaultdict(int)
         self._cool_until: dict[str, float] = {}
+        self._pool: _Pool | None = None
+        self._since_fit = 0
 
-    def record(self, task: str, band: str, model: str, success: bool) -> None:
+    def record(self, task: str, band: str, model: str, success: bool,
+               upstream_failed: bool = False) -> None:  # fmt: skip
+        """One judged answer; ``upstream_failed`` when there was no answer at all (an error,
+        a timeout): only those count towards the cool-down streak."""
         self._records[(task, band, model)].push(success, self.window)
-        if success:
+        self._since_fit += 1
+        if not upstream_failed:
             self._streak[model] = 0
             return
         self._streak[model] += 1
@@ -95,6 +162,7 @@ class RouteStats:
     def amend(self, task: str, band: str, model: str, was: bool | None, now: bool) -> None:
         """Change one recorded outcome (feedback overruling the heuristics)."""
         entry = self._records[(task, band, model)]
+        self._since_fit += 1
         if was is None:
             entry.push(now, self.window)
         elif was != now:
@@ -102,6 +170,18 @@ class RouteStats:
 
     def get(self, task: str, band: str, model: str) -> Record:
         return self._records.get((task, band, model), Record())
+
+    def failure_rate(self, task: str, band: str, model: str) -> Estimate:
+        """The cell's own answers on top of the pooled prior (refitted every ``_REFIT_EVERY``
+        judged answers)."""
+        if self._pool is None or self._since_fit >= _REFIT_EVERY:
+            self._pool, self._since_fit = _fit(self._records), 0
+        prior = self._pool.model.get(model, 1.0) * self._pool.cell.get((task, band), _BASE_FAILURE)
+        prior = min(prior, 0.95)
+        record = self.get(task, band, model)
+        failures = record.total - record.successes + self.prior_weight * prior
+        weight = record.total + self.prior_weight
+        return Estimate(failures / weight, weight)
 
     def cooling(self, model: str) -> bool:
         until = self._cool_until.get(model)
@@ -126,3 +206,4 @@ class RouteStats:
             for i in range(kept):
                 record.push(i < wins, self.window)
             self._records[(task, band_name, f"{provider}:{model}")] = record
+        self._pool = None

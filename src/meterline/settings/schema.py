@@ -200,11 +200,14 @@ class LLMClassifierSettings:
 
 @dataclass(frozen=True, slots=True)
 class RoutingSettings:
-    """The ``auto`` policy: cheapest model whose proven success rate reaches ``threshold``."""
+    """The ``auto`` policy (``routing/policy.py``): the lowest expected cost per request, each
+    failed answer priced at ``failure_cost`` USD; models proven below ``threshold`` success are
+    left out; ``exploration`` is the share of requests that try a model that may do better."""
 
     threshold: float = 0.8
     min_samples: int = 20
     exploration: float = 0.05
+    failure_cost: float = 0.10
     llm_classifier: LLMClassifierSettings = field(default_factory=LLMClassifierSettings)
 
 

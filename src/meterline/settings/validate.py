@@ -275,6 +275,8 @@ def _check_routing(walker: _Walker, node: Callable[[str], yaml.Node], settings: 
             walker.fail(node(path), path, "must be a share between 0 and 1")
     if routing.min_samples < 1:
         walker.fail(node("routing.min_samples"), "routing.min_samples", "must be at least 1")
+    if routing.failure_cost < 0:
+        walker.fail(node("routing.failure_cost"), "routing.failure_cost", "must not be negative")
 
 
 def parse_config(text: str, source: str = "<config>") -> Settings:
