@@ -298,12 +298,16 @@ def _tokens(rng: random.Random, text: str, task: str, band: str) -> Tokens:
     return Tokens(len(text) // 4 + CONTEXT_TOKENS, output, REASONING_BAND[band])
 
 
-def _price(model: ModelInfo, tokens: Tokens, status: str, text: str) -> int:
+def _usage(model: ModelInfo, tokens: Tokens, status: str, text: str) -> Usage:
     if status == "error":
-        return 0  # an upstream error is not billed
+        return Usage()  # an upstream error is not billed
     output = tokens.output if len(text) > 60 else 12  # refusals and brush-offs are short
     reasoning = round(output * tokens.reasoning_share) if model.thinks_by_default else 0
-    return cost(Usage(tokens.prompt, output + reasoning, reasoning_tokens=reasoning), model.price)
+    return Usage(tokens.prompt, output + reasoning, reasoning_tokens=reasoning)
+
+
+def _price(model: ModelInfo, tokens: Tokens, status: str, text: str) -> int:
+    return cost(_usage(model, tokens, status, text), model.price)
 
 
 def _failure_kind(draw: float, silent: float) -> str | None:
@@ -423,6 +427,10 @@ class Simulation:
         verdict = evaluate(request, answer if status == "ok" else None, status)
         self.stats.record(c.task_type, band, model.key, verdict.success,
                           upstream_failed=status != "ok")  # fmt: skip
+        if status == "ok":  # the gateway learns answer lengths from the usage it is billed
+            usage = _usage(model, d.tokens, status, text)
+            self.stats.observe_usage(c.task_type, band, usage.output_tokens,
+                                     usage.reasoning_tokens, model.thinks_by_default)  # fmt: skip
         self.seen["verdict_right"] += verdict.success == good
         if self.rng.random() < self.feedback:
             now = from_rating(_rating(self.rng, good, self.wrong_feedback))
@@ -463,7 +471,7 @@ class Simulation:
             },
             premium_model=self.premium.key, cheapest_model=self.cheapest.key,
             settings={"threshold": s.threshold, "min_samples": s.min_samples,
-                      "exploration": s.exploration},
+                      "exploration": s.exploration, "failure_cost": s.failure_cost},
             classified_as_intended=self.seen["classified_as_intended"] / requests,
             verdict_agreement=self.seen["verdict_right"] / requests,
             explored=self.seen["explored"] / requests, feedback=self.seen["feedback"],
@@ -545,7 +553,8 @@ def print_report(result: dict[str, Any], console: Console, cells: bool = False) 
     s = result["settings"]
     console.print(
         f"RoutingSettings(threshold={s['threshold']}, min_samples={s['min_samples']}, "
-        f"exploration={s['exploration']}); classifier matched the intended task and band on "
+        f"exploration={s['exploration']}, failure_cost={s['failure_cost']}); classifier "
+        f"matched the intended task and band on "
         f"{result['classified_as_intended']:.0%} of requests; heuristic verdicts agreed with the "
         f"truth on {result['verdict_agreement']:.0%}; {result['feedback']:,} ratings applied; "
         f"{result['explored']:.1%} of requests explored; {result['seconds']:.1f}s."

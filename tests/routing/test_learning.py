@@ -1,5 +1,6 @@
 """What the route stage learns from an outcome: the judged answer, whether the upstream was down
-(the cool-down's business), and nothing at all when the gateway itself refused the request."""
+(the cool-down's business), the answer's length, and nothing at all when the gateway itself
+refused the request."""
 
 from __future__ import annotations
 
@@ -25,12 +26,13 @@ def _stage(stats: RouteStats) -> RouteStage:
     return RouteStage(resolver, Router(CATALOG, stats, RoutingSettings()), stats)
 
 
-def _finish(stage: RouteStage, error: GatewayError | None) -> RequestContext:
+def _finish(stage: RouteStage, error: GatewayError | None, usage: Usage | None = None
+            ) -> RequestContext:  # fmt: skip
     request = ChatRequest("auto", (Message("user", (TextPart("What is the capital of Peru?"),)),))
     ctx = RequestContext(request, "openai", classification=classify(request))
     ctx.route = Route("openai", NANO, "test")
     ctx.on_complete(stage._learn)
-    ctx.complete("error" if error else "ok", Usage(), error=error)
+    ctx.complete("error" if error else "ok", usage or Usage(), error=error)
     return ctx
 
 
@@ -56,3 +58,13 @@ def test_an_upstream_error_is_a_failure_and_only_outages_count_towards_the_cool_
         assert ctx.success is False
     assert stats.get("simple_qa", "low", NANO.key).total == 3
     assert stats.cooling(NANO.key) is down
+
+
+def test_an_answer_teaches_its_length() -> None:
+    stats = RouteStats()
+    _finish(_stage(stats), None, Usage(20, 300))
+    _finish(_stage(stats), UpstreamUnavailable("overloaded"))  # no answer, no length
+    lengths = stats.lengths("simple_qa", "low")
+    assert lengths.answers == 1 and lengths.thought == 0  # gpt-4.1-nano does not think
+    assert lengths.output == 400  # the guess (500) and one answer of 300, as equals
+    assert stats.lengths("code_gen", "high").answers == 0

@@ -143,7 +143,7 @@ def test_a_dearer_model_wins_where_its_success_is_worth_the_price() -> None:
     _feed(close, ECO, 97, 3)
     _feed(close, PRE, 98, 2)
     assert _choose(_router(close, models=(ECO, PRE))) == ECO
-    # against a model of similar price, one point of success is worth it (failures at $0.10)
+    # against a model of similar price, one point of success is worth it (failures at $0.12)
     _feed(close, STD, 98, 2)
     assert _choose(_router(close, models=(ECO, STD))) == STD
 
@@ -206,6 +206,27 @@ def test_exploration_rate_is_roughly_the_configured_probability() -> None:
     router = _router(stats, seed=3, exploration=0.1)
     explored = sum(_choose(router) != STD for _ in range(2000))
     assert 140 <= explored <= 260  # ~10% of 2,000
+
+
+def test_measured_answer_lengths_set_the_expected_cost() -> None:
+    stats = _stats()
+    cheap_thinker = ModelInfo("openai", "thinker", "standard", reasoning=True,
+                              price=Price(1_000_000, 4_000_000))  # fmt: skip
+    plain = ModelInfo("anthropic", "plain", "standard", price=Price(1_000_000, 10_000_000))
+    router = _router(stats, models=(cheap_thinker, plain))
+    providers = ("anthropic", "openai")
+    # the guess: 500 answer tokens, 2 reasoning tokens per answer token -> the thinker costs more
+    assert router.candidates(_request(), providers, None, TASK, BAND) == [plain, cheap_thinker]
+    for _ in range(50):  # thinking answers here run 400 tokens, half of them reasoning
+        stats.observe_usage(TASK, BAND, 400, 200, thinks=True)
+    lengths = stats.lengths(TASK, BAND)
+    assert lengths.output == pytest.approx(200, rel=0.05)
+    assert lengths.reasoning_per_output == pytest.approx(1.0, rel=0.05)
+    assert router.candidates(_request(), providers, None, TASK, BAND) == [cheap_thinker, plain]
+    # other cells keep the guess; answers from models that do not think leave the ratio alone
+    assert router.candidates(_request(), providers, None, TASK, "high") == [plain, cheap_thinker]
+    stats.observe_usage(TASK, BAND, 300, 0, thinks=False)
+    assert stats.lengths(TASK, BAND).reasoning_per_output == lengths.reasoning_per_output
 
 
 def test_expected_cost_counts_reasoning_only_for_models_that_think_by_default() -> None:

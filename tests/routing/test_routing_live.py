@@ -222,6 +222,7 @@ def test_explain_get_classifies_and_decides_without_calling_a_model(
     assert names[0] == "openai:gpt-4.1-nano" and len(names) == len(CATALOG.for_provider("openai"))
     first = body["candidates"][0]
     assert first["judged"] == 0 and first["cooling_down"] is False
+    assert first["expected_success"] == 0.9  # no evidence anywhere: the default 10% failures
     assert first["price_per_mtok_usd"] == {"input": "0.1", "output": "0.4"}
     assert openai_sim.received == [] and compat_sim.received == []
     assert _rows(routed) == {}  # an explanation is not a request
@@ -244,6 +245,9 @@ def test_explain_post_takes_a_chat_request_and_honours_aliases(
     assert (judged["judged"], judged["success_rate"]) == (25, 1.0) and judged[
         "success_lower_bound"
     ] > 0.8
+    # 25 perfect answers pull the estimate up; a model with none here leans on the pooled fit
+    other = {cand["model"]: cand for cand in auto["candidates"]}["openai:gpt-4o-mini"]
+    assert 0.9 < other["expected_success"] < judged["expected_success"] < 1.0
 
     premium = httpx.post(
         url, json={"model": "gpt-4", "messages": _ask(QUESTION)}, timeout=10

@@ -143,7 +143,12 @@ class RouteStage:
         c = ctx.classification
         verdict = evaluate(ctx.request, ctx.answer, outcome.status, c.task_type if c else None)
         ctx.success = verdict.success
-        if c is not None:
-            band = complexity_band(c.complexity)
-            self.stats.record(c.task_type, band, ctx.route.model.key, verdict.success,
-                              upstream_failed=outcome.upstream_down)  # fmt: skip
+        if c is None:
+            return
+        task, band, model = c.task_type, complexity_band(c.complexity), ctx.route.model
+        self.stats.record(task, band, model.key, verdict.success,
+                          upstream_failed=outcome.upstream_down)  # fmt: skip
+        usage = outcome.usage
+        if outcome.status == "ok" and usage.output_tokens:
+            self.stats.observe_usage(task, band, usage.output_tokens, usage.reasoning_tokens,
+                                     model.thinks_by_default)  # fmt: skip

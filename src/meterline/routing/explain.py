@@ -24,14 +24,16 @@ def explain_route(stage: RouteStage, router: Router, request: ChatRequest) -> di
     ctx = RequestContext(request, "explain", classification=c)
     route = stage.decide(ctx)
     candidates = []
-    for model in router.candidates(request, stage.resolver.providers):
+    for model in router.candidates(request, stage.resolver.providers, None, c.task_type, band):
         record = router.stats.get(c.task_type, band, model.key)
+        estimate = router.stats.failure_rate(c.task_type, band, model.key)
         candidates.append({
             "model": model.key, "tier": model.tier,
             "price_per_mtok_usd": {"input": str(to_usd(model.price.input * 10**6)),
                                    "output": str(to_usd(model.price.output * 10**6))},
             "judged": record.total, "success_rate": round(record.rate, 4),
             "success_lower_bound": round(record.lower_bound, 4),
+            "expected_success": round(1 - estimate.failure, 4),
             "cooling_down": router.stats.cooling(model.key),
         })  # fmt: skip
     return {

@@ -21,9 +21,9 @@ For a request classified as (task type, complexity band):
 
 Why not "the cheapest model whose lower bound reaches ``threshold``"? That rule ignores how
 much better a dearer model is and needs every cheap model to prove itself cell by cell; in
-``benchmarks/routing_sim.py`` it kept ~94% of the premium model's success at ~61% lower cost,
-short of the 95% target, on every seed. Pricing failures, with pooled evidence, does better on
-both (``benchmarks/README.md``, Routing).
+``benchmarks/routing_sim.py`` it kept 92.5–95.3% of the premium model's success (seeds 1–5) and
+met the simulator's three targets on none of seeds 1–10. Pricing failures, with pooled evidence
+and measured answer lengths, meets them on 18 of seeds 1–20 (``benchmarks/README.md``, Routing).
 """
 
 from __future__ import annotations
@@ -34,15 +34,13 @@ from dataclasses import dataclass
 
 from meterline.catalog import PICO, TIERS, Catalog, ModelInfo, Tier
 from meterline.routing.downgrade import supports
-from meterline.routing.stats import RouteStats, wilson_lower_bound
+from meterline.routing.stats import Lengths, RouteStats, wilson_lower_bound
 from meterline.settings import RoutingSettings
 from meterline.types import ChatRequest
 
 __all__ = ["Choice", "Router"]
 
 _BAND_TIER: dict[str, Tier] = {"low": "economy", "medium": "standard", "high": "premium"}
-_EXPECTED_OUTPUT = 500
-_EXPECTED_REASONING = 1000  # thinking models bill hidden reasoning tokens too
 _RECHECK = 0.1  # share of explorations that look again at a model proven bad
 
 
@@ -56,11 +54,14 @@ def _name(model: ModelInfo) -> str:
     return f"{model.provider}/{model.name}"
 
 
-def _expected_cost(model: ModelInfo, prompt_chars: int) -> int:
+def _expected_cost(model: ModelInfo, prompt_chars: int, lengths: Lengths) -> float:
+    """Prompt tokens from the characters sent; answer and reasoning tokens as measured for the
+    cell (thinking models bill hidden reasoning tokens too)."""
     price = model.price
-    thinks = model.thinks_by_default
-    thinking = _EXPECTED_REASONING * (price.reasoning or price.output) if thinks else 0
-    return (prompt_chars // 4) * price.input + _EXPECTED_OUTPUT * price.output + thinking
+    thinking = 0.0
+    if model.thinks_by_default:
+        thinking = lengths.output * lengths.reasoning_per_output * (price.reasoning or price.output)
+    return (prompt_chars // 4) * price.input + lengths.output * price.output + thinking
 
 
 class Router:
@@ -72,17 +73,20 @@ class Router:
         self.rng = rng or random.Random()
 
     def candidates(self, request: ChatRequest, providers: Container[str],
-                   min_tier: Tier | None = None) -> list[ModelInfo]:  # fmt: skip
+                   min_tier: Tier | None = None, task: str = "", band: str = "",
+                   ) -> list[ModelInfo]:  # fmt: skip
+        """Usable models, cheapest first for answers as long as the (task, band) cell's."""
         chars = sum(len(m.text) for m in request.messages)
+        lengths = self.stats.lengths(task, band)
         floor = TIERS.index(min_tier) if min_tier else 0
         found = [m for m in self.catalog if m.provider in providers and supports(m, request)
                  and TIERS.index(m.tier) >= floor and not m.price.is_free]  # fmt: skip
         warm = [m for m in found if not self.stats.cooling(m.key)] or found
-        return sorted(warm, key=lambda m: (_expected_cost(m, chars), m.key))
+        return sorted(warm, key=lambda m: (_expected_cost(m, chars, lengths), m.key))
 
     def choose(self, request: ChatRequest, task: str, band: str, providers: Container[str],
                min_tier: Tier | None = None) -> Choice | None:  # fmt: skip
-        models = self.candidates(request, providers, min_tier)
+        models = self.candidates(request, providers, min_tier, task, band)
         if not models:
             return None
         bad = [m for m in models if self._proven_bad(m, task, band)]
@@ -107,10 +111,11 @@ class Router:
         """Per model: expected cost with failures priced (pico-USD), and the same with an
         optimistic failure rate."""
         chars = sum(len(m.text) for m in request.messages)
+        lengths = self.stats.lengths(task, band)
         per_failure = self.settings.failure_cost * PICO
         scores = {}
         for model in models:
-            price = _expected_cost(model, chars)
+            price = _expected_cost(model, chars, lengths)
             estimate = self.stats.failure_rate(task, band, model.key)
             scores[model.key] = (price + per_failure * estimate.failure,
                                  price + per_failure * estimate.optimistic())  # fmt: skip

@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from meterline.store.schema import requests
 
-__all__ = ["Estimate", "Record", "RouteStats", "wilson_lower_bound"]
+__all__ = ["Estimate", "Lengths", "Record", "RouteStats", "wilson_lower_bound"]
 
 _Z = 1.96  # 95% confidence
 _BASE_FAILURE = 0.1  # a cell's failure rate before it has a record
@@ -35,6 +35,7 @@ _CELL_WEIGHT = 10.0  # answers that ``_BASE_FAILURE`` is worth against a cell's 
 _MODEL_WEIGHT = 0.5  # expected failures that an average model factor (1.0) is worth
 _FIT_ROUNDS = 5
 _REFIT_EVERY = 100  # judged answers between two fits
+_LENGTH_MEMORY = 200  # answers the running mean of answer lengths is (at most) worth
 
 
 def wilson_lower_bound(successes: int, total: int, z: float = _Z) -> float:
@@ -94,6 +95,27 @@ class Estimate:
         return max(0.0, self.failure - z * spread)
 
 
+@dataclass(slots=True)
+class Lengths:
+    """How long answers to a (task, band) cell run: visible answer tokens, and the reasoning
+    tokens models that think bill per answer token. Running means that start from a guess
+    worth one answer and then follow the most recent ``_LENGTH_MEMORY`` answers or so."""
+
+    output: float = 500.0
+    reasoning_per_output: float = 2.0
+    answers: int = 0
+    thought: int = 0
+
+    def observe(self, output: int, reasoning: int, thinks: bool) -> None:
+        self.answers += 1
+        self.output += (output - self.output) / min(self.answers + 1, _LENGTH_MEMORY)
+        if thinks and output > 0:
+            self.thought += 1
+            ratio = reasoning / output
+            step = min(self.thought + 1, _LENGTH_MEMORY)
+            self.reasoning_per_output += (ratio - self.reasoning_per_output) / step
+
+
 @dataclass(frozen=True, slots=True)
 class _Pool:
     model: dict[str, float]  # how often each model fails, relative to the average (1.0)
@@ -144,6 +166,7 @@ class RouteStats:
         self._cool_until: dict[str, float] = {}
         self._pool: _Pool | None = None
         self._since_fit = 0
+        self._lengths: dict[tuple[str, str], Lengths] = defaultdict(Lengths)
 
     def record(self, task: str, band: str, model: str, success: bool,
                upstream_failed: bool = False) -> None:  # fmt: skip
@@ -170,6 +193,15 @@ class RouteStats:
 
     def get(self, task: str, band: str, model: str) -> Record:
         return self._records.get((task, band, model), Record())
+
+    def observe_usage(self, task: str, band: str, output_tokens: int, reasoning_tokens: int,
+                      thinks: bool) -> None:  # fmt: skip
+        """An answer's length (``output_tokens`` includes ``reasoning_tokens``)."""
+        visible = max(0, output_tokens - reasoning_tokens)
+        self._lengths[(task, band)].observe(visible, reasoning_tokens, thinks)
+
+    def lengths(self, task: str, band: str) -> Lengths:
+        return self._lengths.get((task, band)) or Lengths()
 
     def failure_rate(self, task: str, band: str, model: str) -> Estimate:
         """The cell's own answers on top of the pooled prior (refitted every ``_REFIT_EVERY``

@@ -207,7 +207,7 @@ class RoutingSettings:
     threshold: float = 0.8
     min_samples: int = 20
     exploration: float = 0.05
-    failure_cost: float = 0.10
+    failure_cost: float = 0.12
     llm_classifier: LLMClassifierSettings = field(default_factory=LLMClassifierSettings)
 
 
