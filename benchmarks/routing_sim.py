@@ -29,8 +29,9 @@ cheapest model whose true rate is at least 0.8. It is shown for reference only: 
 premium's success, so no policy could be within 15% of its cost and keep 95% of premium's
 success at once.
 
-Time is simulated (``--per-day`` requests a day): a model that fails three times in a row cools
-down for five simulated minutes, not for the rest of the run.
+Time is simulated (``--per-day`` requests a day) and handed to :class:`RouteStats`: a model whose
+upstream fails three times in a row cools down for five simulated minutes, not for the rest of
+the run.
 """
 
 from __future__ import annotations
@@ -40,17 +41,12 @@ import math
 import random
 import time
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from types import SimpleNamespace
 from typing import Any
-from unittest import mock
 
 from rich.console import Console
 from rich.table import Table
 
-import meterline.routing.stats as stats_module
 from meterline.catalog import PICO, Catalog, ModelInfo, cost
 from meterline.routing.classifier import classify, complexity_band
 from meterline.routing.evaluator import evaluate, from_rating
@@ -332,19 +328,14 @@ def _rating(rng: random.Random, good: bool, wrong: float) -> int:
 
 
 class _Clock:
-    """Simulated seconds: the router's cooldowns last simulated minutes, not the whole run."""
+    """Simulated seconds for :class:`RouteStats`: cool-downs last simulated minutes, not the
+    whole run, and the pooled fit's once-a-second limit is simulated seconds too."""
 
     def __init__(self) -> None:
         self.now = 0.0
 
     def monotonic(self) -> float:
         return self.now
-
-
-@contextmanager
-def _simulated_time(clock: _Clock) -> Iterator[None]:
-    with mock.patch.object(stats_module, "time", SimpleNamespace(monotonic=clock.monotonic)):
-        yield
 
 
 @dataclass(frozen=True, slots=True)
@@ -364,9 +355,10 @@ class Simulation:
     def __init__(self, seed: int, settings: RoutingSettings, silent: float, feedback: float,
                  wrong_feedback: float) -> None:  # fmt: skip
         self.rng = random.Random(seed)
+        self.clock = _Clock()
         self.fleet = [m for m in Catalog.builtin() if m.key in SKILL]
         self.providers = {m.provider for m in self.fleet}
-        self.stats = RouteStats()
+        self.stats = RouteStats(clock=self.clock.monotonic)
         self.settings = settings
         self.router = Router(Catalog(self.fleet), self.stats, settings, random.Random(seed + 1))
         self.silent, self.feedback, self.wrong_feedback = silent, feedback, wrong_feedback
@@ -487,12 +479,10 @@ def run(requests: int = 20_000, seed: int = 1, *, settings: RoutingSettings | No
     """Simulate ``requests`` requests: each policy's cost and success, the ratios between them
     and whether the targets (:data:`TARGETS`) are met. Deterministic for a given ``seed``."""
     sim = Simulation(seed, settings or RoutingSettings(), silent, feedback, wrong_feedback)
-    clock = _Clock()
     started = time.perf_counter()
-    with _simulated_time(clock):
-        for i in range(requests):
-            clock.now += 86_400 / per_day
-            sim.serve(sim.draw(i / requests))
+    for i in range(requests):
+        sim.clock.now += 86_400 / per_day
+        sim.serve(sim.draw(i / requests))
     return sim.report(requests, seed, time.perf_counter() - started)
 
 

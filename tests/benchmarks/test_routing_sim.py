@@ -86,6 +86,18 @@ def test_the_hidden_rates_drift() -> None:
     )
 
 
+def test_cool_downs_last_simulated_minutes() -> None:
+    simulation = sim.Simulation(1, sim.RoutingSettings(), 0.15, 0.1, 0.1)
+    nano = "openai:gpt-4.1-nano"
+    for _ in range(3):
+        simulation.stats.record("debug", "low", nano, False, upstream_failed=True)
+    assert simulation.stats.cooling(nano)
+    simulation.clock.now += 299
+    assert simulation.stats.cooling(nano)
+    simulation.clock.now += 2  # five simulated minutes after the third failure
+    assert not simulation.stats.cooling(nano)
+
+
 def test_the_simulation_is_deterministic() -> None:
     first, second = sim.run(400, 3), sim.run(400, 3)
     for name in ("router", "premium", "cheapest", "oracle"):

@@ -4,6 +4,7 @@ estimates, exploration, tiers when there is no history, proven-bad models, coold
 
 from __future__ import annotations
 
+import itertools
 import random
 
 import pytest
@@ -48,8 +49,10 @@ def _router(
 
 
 def _stats() -> RouteStats:
-    """Stats whose models never cool down: only the cooldown tests look at failure streaks."""
-    return RouteStats(failures_to_cool=10**9)
+    """Stats whose models never cool down and whose clock moves a second per reading, so the
+    pooled fit follows each batch of answers: only the cool-down and refit tests look at time."""
+    ticks = itertools.count()
+    return RouteStats(failures_to_cool=10**9, clock=lambda: float(next(ticks)))
 
 
 def _feed(
@@ -344,3 +347,14 @@ def test_amend_overrules_a_recorded_outcome() -> None:
         1,
         2,
     )
+
+
+def test_the_pooled_fit_is_refreshed_by_answers_and_time() -> None:
+    now = [0.0]
+    stats = RouteStats(failures_to_cool=10**9, clock=lambda: now[0])
+    _feed(stats, ECO, 50, 50, band="low")  # eco fails half the time elsewhere
+    first = stats.failure_rate(TASK, BAND, ECO.key).failure  # fitted now
+    _feed(stats, ECO, 200, 0, band="high")  # 200 new answers: eco is fine after all
+    assert stats.failure_rate(TASK, BAND, ECO.key).failure == first  # within the same second
+    now[0] += 1.0
+    assert stats.failure_rate(TASK, BAND, ECO.key).failure < first

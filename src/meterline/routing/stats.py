@@ -34,7 +34,8 @@ _BASE_FAILURE = 0.1  # a cell's failure rate before it has a record
 _CELL_WEIGHT = 10.0  # answers that ``_BASE_FAILURE`` is worth against a cell's own
 _MODEL_WEIGHT = 0.5  # expected failures that an average model factor (1.0) is worth
 _FIT_ROUNDS = 5
-_REFIT_EVERY = 100  # judged answers between two fits
+_REFIT_EVERY = 100  # judged answers between two fits, and at least
+_REFIT_SECONDS = 1.0  # this long (a fit over 1,000 records takes ~2 ms)
 _LENGTH_MEMORY = 200  # answers the running mean of answer lengths is (at most) worth
 
 
@@ -166,6 +167,7 @@ class RouteStats:
         self._cool_until: dict[str, float] = {}
         self._pool: _Pool | None = None
         self._since_fit = 0
+        self._fitted_at = 0.0
         self._lengths: dict[tuple[str, str], Lengths] = defaultdict(Lengths)
 
     def record(self, task: str, band: str, model: str, success: bool,
@@ -204,10 +206,12 @@ class RouteStats:
         return self._lengths.get((task, band)) or Lengths()
 
     def failure_rate(self, task: str, band: str, model: str) -> Estimate:
-        """The cell's own answers on top of the pooled prior (refitted every ``_REFIT_EVERY``
-        judged answers)."""
-        if self._pool is None or self._since_fit >= _REFIT_EVERY:
-            self._pool, self._since_fit = _fit(self._records), 0
+        """The cell's own answers on top of the pooled prior (refitted after ``_REFIT_EVERY``
+        judged answers, at most once every ``_REFIT_SECONDS``)."""
+        if self._pool is None or (
+            self._since_fit >= _REFIT_EVERY and self.clock() - self._fitted_at >= _REFIT_SECONDS
+        ):
+            self._pool, self._since_fit, self._fitted_at = _fit(self._records), 0, self.clock()
         prior = self._pool.model.get(model, 1.0) * self._pool.cell.get((task, band), _BASE_FAILURE)
         prior = min(prior, 0.95)
         record = self.get(task, band, model)
