@@ -7,12 +7,17 @@ On SQLite one statement carries many rows (``VALUES (…), (…), …``). ``exec
 statement once per row, and the driver lets go of the interpreter lock for every step; with the
 event loop saturated, taking the lock back waited up to a switch interval (5 ms) each time, so
 the writer managed a few hundred rows a second and fell behind the traffic it logs. Rows go in
-statements of 512 rows while that many are left, then of 128, then of 16, the last one padded
+statements of 512 rows while that many are left, then of 64, then of 16, the last one padded
 with rows of NULLs that a ``WHERE`` drops: a few statements per batch, each awaited once, never
 more than 15 padding rows, and three statement texts, so SQLite's statement cache holds three
 entries whatever the batch lengths (a text per length made the memory creep up in the soak as
 new lengths came along; padding every batch to 512 rows cost quiet gateways more than the rows
-they wrote).
+they wrote). The driver binds a statement's values holding the interpreter lock, and the event
+loop waits meanwhile: a moderate load (a few hundred rows per flush) gets 64-row statements, so
+no single wait is long; 512-row statements only come with a backlog. Rows are converted 25 at a
+time for the same reason (100 rows take ~1.2 ms), or 100 at a time in a batch of more than 512
+rows: there the writer is catching up, and on a busy loop each yield waits for everything else
+queued (25-row slices cost 5–8% of the throughput at saturation and let the backlog grow).
 PostgreSQL (asyncpg) keeps ``executemany``, which it pipelines itself.
 """
 
@@ -33,8 +38,9 @@ __all__ = ["BulkInsert"]
 
 # Bound parameters one SQLite statement may hold (SQLITE_MAX_VARIABLE_NUMBER's default).
 _SQLITE_VARIABLES = 32_766 if sqlite3.sqlite_version_info >= (3, 32, 0) else 999
-_STATEMENT_ROWS = (512, 128, 16)  # rows per statement: the largest that many rows are left for
-_SLICE = 100  # rows converted between two yields to the event loop
+_STATEMENT_ROWS = (512, 64, 16)  # rows per statement: the largest that many rows are left for
+_SLICE = 25  # rows converted between two yields to the event loop
+_SLICE_BACKLOG = 100  # the same for batches of more than 512 rows: a writer catching up
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,10 +120,11 @@ async def _convert(plan: _Plan, rows: list[dict[str, Any]]) -> list[Any]:
     """Driver parameters for ``rows``, yielding to the event loop between slices."""
     pairs = list(zip(plan.names, plan.processors, strict=True))
     out: list[Any] = []
-    for start in range(0, len(rows), _SLICE):
+    step = _SLICE if len(rows) <= _STATEMENT_ROWS[0] else _SLICE_BACKLOG
+    for start in range(0, len(rows), step):
         if start:
             await asyncio.sleep(0)
-        for row in rows[start : start + _SLICE]:
+        for row in rows[start : start + step]:
             values = [row[name] if p is None else p(row[name]) for name, p in pairs]
             out.append(tuple(values) if plan.positional else dict(zip(plan.names, values)))  # noqa: B905
     return out
