@@ -89,14 +89,16 @@ class Router:
         models = self.candidates(request, providers, min_tier, task, band)
         if not models:
             return None
-        bad = [m for m in models if self._proven_bad(m, task, band)]
-        usable = [m for m in models if m not in bad] or models
+        bad: list[ModelInfo] = []
+        usable: list[ModelInfo] = []
+        for model in models:
+            (bad if self._proven_bad(model, task, band) else usable).append(model)
+        usable = usable or models
         s = self.settings
+        scores = self._scores(request, usable, task, band)
         if all(self.stats.get(task, band, m.key).total < s.min_samples for m in usable):
             pick = self._by_tier(usable, task, band)
-            scores = self._scores(request, usable, task, band)
         else:
-            scores = self._scores(request, usable, task, band)
             pick = self._cheapest_counting_failures(usable, scores, task, band)
         if self.rng.random() < s.exploration:
             other = self._explore(usable, bad, pick.model, scores, (task, band))
