@@ -76,17 +76,24 @@ class Router:
                    min_tier: Tier | None = None, task: str = "", band: str = "",
                    ) -> list[ModelInfo]:  # fmt: skip
         """Usable models, cheapest first for answers as long as the (task, band) cell's."""
+        return list(self._priced(request, providers, min_tier, task, band))
+
+    def _priced(self, request: ChatRequest, providers: Container[str], min_tier: Tier | None,
+                task: str, band: str) -> dict[ModelInfo, float]:  # fmt: skip
+        """:meth:`candidates` with their expected prices (pico-USD), in the same order."""
         chars = sum(len(m.text) for m in request.messages)
         lengths = self.stats.lengths(task, band)
         floor = TIERS.index(min_tier) if min_tier else 0
         found = [m for m in self.catalog if m.provider in providers and supports(m, request)
                  and TIERS.index(m.tier) >= floor and not m.price.is_free]  # fmt: skip
         warm = [m for m in found if not self.stats.cooling(m.key)] or found
-        return sorted(warm, key=lambda m: (_expected_cost(m, chars, lengths), m.key))
+        priced = [(_expected_cost(m, chars, lengths), m.key, m) for m in warm]
+        return {m: price for price, _, m in sorted(priced, key=lambda p: p[:2])}
 
     def choose(self, request: ChatRequest, task: str, band: str, providers: Container[str],
                min_tier: Tier | None = None) -> Choice | None:  # fmt: skip
-        models = self.candidates(request, providers, min_tier, task, band)
+        prices = self._priced(request, providers, min_tier, task, band)
+        models = list(prices)
         if not models:
             return None
         bad: list[ModelInfo] = []
@@ -95,7 +102,7 @@ class Router:
             (bad if self._proven_bad(model, task, band) else usable).append(model)
         usable = usable or models
         s = self.settings
-        scores = self._scores(request, usable, task, band)
+        scores = self._scores(usable, prices, task, band)
         if all(self.stats.get(task, band, m.key).total < s.min_samples for m in usable):
             pick = self._by_tier(usable, task, band)
         else:
@@ -108,16 +115,14 @@ class Router:
                 return Choice(other, reason)
         return pick
 
-    def _scores(self, request: ChatRequest, models: list[ModelInfo], task: str,
+    def _scores(self, models: list[ModelInfo], prices: dict[ModelInfo, float], task: str,
                 band: str) -> dict[str, tuple[float, float]]:  # fmt: skip
         """Per model: expected cost with failures priced (pico-USD), and the same with an
         optimistic failure rate."""
-        chars = sum(len(m.text) for m in request.messages)
-        lengths = self.stats.lengths(task, band)
         per_failure = self.settings.failure_cost * PICO
         scores = {}
         for model in models:
-            price = _expected_cost(model, chars, lengths)
+            price = prices[model]
             estimate = self.stats.failure_rate(task, band, model.key)
             scores[model.key] = (price + per_failure * estimate.failure,
                                  price + per_failure * estimate.optimistic())  # fmt: skip
