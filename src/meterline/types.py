@@ -2,7 +2,7 @@
 
 A surface decodes its wire format into a :class:`ChatRequest`; the pipeline works only with these
 types; a provider turns a :class:`ChatRequest` into its upstream's wire format and answers with a
-:class:`ChatResponse` or a stream of :class:`ChatChunk`.
+:class:`ChatResponse` or a :data:`ChunkStream`.
 
 Conventions:
 
@@ -14,6 +14,7 @@ Conventions:
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -24,6 +25,7 @@ __all__ = [
     "ChatChunk",
     "ChatRequest",
     "ChatResponse",
+    "ChunkStream",
     "ContentPart",
     "FinishReason",
     "ImagePart",
@@ -203,7 +205,7 @@ class ToolCallDelta:
     arguments: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built per streamed event, and frozen __init__ costs 2x
 class ChatChunk:
     """One streamed delta. Any combination of fields may be set; most chunks set one."""
 
@@ -215,6 +217,14 @@ class ChatChunk:
     usage: Usage | None = None
     id: str | None = None
     model: str | None = None
+
+
+ChunkStream = AsyncIterator[list[ChatChunk]]
+"""A streamed answer: each item holds the chunks one upstream read carried (at least one).
+
+Chunks travel in these batches so that the gateway handles, and writes to the client, once per
+upstream read rather than once per chunk: an upstream that sends ten events in one packet costs
+one pass through the pipeline's stream layers and one socket write, not ten."""
 
 
 @dataclass(frozen=True, slots=True)

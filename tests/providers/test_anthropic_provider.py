@@ -596,7 +596,7 @@ async def _raw_upstream(body: bytes, call: Any) -> Any:
 
 async def _chunks(provider: AnthropicProvider) -> list[ChatChunk]:
     request = ChatRequest(MODEL, (Message("user", (TextPart("hi"),)),), stream=True)
-    return [chunk async for chunk in provider.stream(request)]
+    return [chunk async for chunks in provider.stream(request) for chunk in chunks]
 
 
 async def test_stream_whose_last_event_lacks_its_blank_line_is_complete() -> None:

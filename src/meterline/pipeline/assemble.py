@@ -6,11 +6,10 @@ answer is replayed as chunks when the client asked for a stream.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 from meterline.types import (
     ChatChunk,
     ChatResponse,
+    ChunkStream,
     ContentPart,
     FinishReason,
     Message,
@@ -51,6 +50,13 @@ class Assembler:
         if chunk.usage is not None:
             self.usage = chunk.usage
 
+    def produced(self) -> str:
+        """Everything the model wrote so far (thinking, text, tool names and arguments), for
+        counting its tokens when the upstream reports no usage."""
+        names = [name for _, name in self._heads.values()]
+        arguments = ["".join(pieces) for pieces in self._calls.values()]
+        return "".join(self._thinking + self._text + names + arguments)
+
     def response(self, response_id: str, model: str) -> ChatResponse:
         parts: list[ContentPart] = []
         if self._thinking:
@@ -69,15 +75,18 @@ class Assembler:
         )
 
 
-async def replay(response: ChatResponse, usage: Usage | None = None) -> AsyncIterator[ChatChunk]:
-    """``response`` as a stream: thinking, text, each tool call, the finish, the usage."""
+async def replay(response: ChatResponse, usage: Usage | None = None) -> ChunkStream:
+    """``response`` as a stream of one batch: thinking, text, each tool call, the finish, the
+    usage (a stored answer arrives all at once, so it is written to the client at once)."""
+    chunks: list[ChatChunk] = []
     for part in response.message.parts:
         if isinstance(part, ThinkingPart):
-            yield ChatChunk(thinking=part.text, thinking_signature=part.signature)
+            chunks.append(ChatChunk(thinking=part.text, thinking_signature=part.signature))
         elif isinstance(part, TextPart):
-            yield ChatChunk(text=part.text)
+            chunks.append(ChatChunk(text=part.text))
     for index, call in enumerate(response.message.tool_calls):
-        yield ChatChunk(tool_call=ToolCallDelta(index, call.id, call.name, ""))
-        yield ChatChunk(tool_call=ToolCallDelta(index, arguments=call.arguments))
-    yield ChatChunk(finish_reason=response.finish_reason)
-    yield ChatChunk(usage=usage or response.usage)
+        chunks.append(ChatChunk(tool_call=ToolCallDelta(index, call.id, call.name, "")))
+        chunks.append(ChatChunk(tool_call=ToolCallDelta(index, arguments=call.arguments)))
+    chunks.append(ChatChunk(finish_reason=response.finish_reason))
+    chunks.append(ChatChunk(usage=usage or response.usage))
+    yield chunks

@@ -86,7 +86,7 @@ class Dispatch:
         try:
             first = await anext(stream)
         except StopAsyncIteration:
-            first = ChatChunk(finish_reason="stop")
+            first = [ChatChunk(finish_reason="stop")]
         return prepend(first, stream)
 
     def _log_failed_attempt(self, ctx: RequestContext, exc: ProviderError) -> None:

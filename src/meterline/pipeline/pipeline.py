@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from typing import Protocol
 
 from meterline.errors import GatewayError
 from meterline.pipeline.context import RequestContext
 from meterline.pipeline.stream import metered
-from meterline.types import ChatChunk, ChatResponse, Usage
+from meterline.types import ChatResponse, ChunkStream, Usage
 
 __all__ = ["Pipeline", "Reply", "Stage"]
 
-Reply = ChatResponse | AsyncIterator[ChatChunk]
+Reply = ChatResponse | ChunkStream
 
 
 class Stage(Protocol):

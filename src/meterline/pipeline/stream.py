@@ -5,59 +5,48 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from typing import Literal
 
 from meterline.errors import GatewayError
 from meterline.pipeline.assemble import Assembler
 from meterline.pipeline.context import RequestContext
 from meterline.tokens import count_messages, count_text
-from meterline.types import ChatChunk, Usage
+from meterline.types import ChatChunk, ChunkStream, Usage
 
 __all__ = ["metered", "prepend"]
 
 
-async def prepend(first: ChatChunk, rest: AsyncIterator[ChatChunk]) -> AsyncIterator[ChatChunk]:
+async def prepend(first: list[ChatChunk], rest: ChunkStream) -> ChunkStream:
     """``first`` followed by ``rest``; closing this closes ``rest``."""
     try:
         yield first
-        async for chunk in rest:
-            yield chunk
+        async for chunks in rest:
+            yield chunks
     finally:
         await rest.aclose()  # type: ignore[attr-defined]
 
 
-def _estimate(ctx: RequestContext, text: list[str]) -> Usage:
+def _estimate(ctx: RequestContext, assembler: Assembler) -> Usage:
+    """Usage counted locally, for an upstream that sent none (or a stream cut short)."""
     model = ctx.route.model.name if ctx.route else ctx.request.model
     return Usage(
         input_tokens=count_messages(ctx.request, model),
-        output_tokens=count_text("".join(text), model),
+        output_tokens=count_text(assembler.produced(), model),
         estimated=True,
     )
 
 
-async def metered(
-    ctx: RequestContext, source: AsyncIterator[ChatChunk]
-) -> AsyncIterator[ChatChunk]:
-    usage: Usage | None = None
-    finish: str | None = None
-    produced: list[str] = []
+async def metered(ctx: RequestContext, source: ChunkStream) -> ChunkStream:
     assembler = Assembler()
-    status = "cancelled"
+    status: Literal["ok", "error", "cancelled"] = "cancelled"
     error: GatewayError | None = None
     try:
-        async for chunk in source:
+        async for chunks in source:
             if ctx.first_token_at is None:
                 ctx.first_token_at = time.perf_counter()
-            assembler.feed(chunk)
-            if chunk.usage is not None:
-                usage = chunk.usage
-            if chunk.finish_reason is not None:
-                finish = chunk.finish_reason
-            if usage is None:
-                produced.append(chunk.text or chunk.thinking or "")
-                if chunk.tool_call is not None:
-                    produced.append((chunk.tool_call.name or "") + chunk.tool_call.arguments)
-            yield chunk
+            for chunk in chunks:
+                assembler.feed(chunk)
+            yield chunks
         status = "ok"
         model = ctx.route.model.name if ctx.route else ctx.request.model
         ctx.answer = assembler.response(f"chatcmpl-{ctx.request_id}", model)
@@ -71,5 +60,5 @@ async def metered(
         raise
     finally:
         await source.aclose()  # type: ignore[attr-defined]
-        final = usage if usage is not None else _estimate(ctx, produced)
-        ctx.complete(status, final, error=error, finish_reason=finish)  # type: ignore[arg-type]
+        usage = assembler.usage if assembler.usage is not None else _estimate(ctx, assembler)
+        ctx.complete(status, usage, error=error, finish_reason=assembler.finish)

@@ -6,7 +6,7 @@ The translation lives in :mod:`meterline.wire.anthropic_request` and
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from contextlib import aclosing
 from dataclasses import replace
 from typing import Any
@@ -17,7 +17,7 @@ from meterline.errors import UpstreamConnectionError, UpstreamUnavailable
 from meterline.providers.base import ProviderDeps
 from meterline.providers.http import UpstreamCall
 from meterline.settings import ProviderSettings, RetrySettings
-from meterline.types import ChatChunk, ChatRequest, ChatResponse
+from meterline.types import ChatChunk, ChatRequest, ChatResponse, ChunkStream
 from meterline.wire.anthropic_cache import add_cache_breakpoints
 from meterline.wire.anthropic_request import encode_request
 from meterline.wire.anthropic_response import StreamDecoder, decode_error, decode_response
@@ -127,15 +127,18 @@ class AnthropicProvider:
     async def complete(self, request: ChatRequest) -> ChatResponse:
         return decode_response(self.http.json(await self.http.send(self._call(request))))
 
-    async def stream(self, request: ChatRequest) -> AsyncIterator[ChatChunk]:
+    async def stream(self, request: ChatRequest) -> ChunkStream:
         decoder = StreamDecoder(self.name)
         stopped = False
-        async with aclosing(self.http.events(self._call(request))) as events:
-            async for event in events:
-                payload = _payload(event, self.name)
-                stopped = stopped or (payload.get("type") or event.event) == "message_stop"
-                for chunk in decoder.feed(event.event, payload):
-                    yield chunk
+        async with aclosing(self.http.events(self._call(request))) as reads:
+            async for events in reads:
+                chunks: list[ChatChunk] = []
+                for event in events:
+                    payload = _payload(event, self.name)
+                    stopped = stopped or (payload.get("type") or event.event) == "message_stop"
+                    chunks += decoder.feed(event.event, payload)
+                if chunks:
+                    yield chunks
         if not stopped:
             raise UpstreamConnectionError(
                 f"{self.name} ended the stream before message_stop", provider=self.name

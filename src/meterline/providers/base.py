@@ -1,14 +1,14 @@
 """The provider interface: what every upstream adapter implements.
 
 A provider receives a :class:`ChatRequest` whose ``model`` is already the upstream's model name,
-and answers with a :class:`ChatResponse` or a stream of :class:`ChatChunk`. Errors are raised as
-:class:`~meterline.errors.ProviderError` subclasses. Retries and timeouts are the provider's own
-business (see :mod:`meterline.providers.http`); fallback across providers is not.
+and answers with a :class:`ChatResponse` or a :data:`~meterline.types.ChunkStream`. Errors are
+raised as :class:`~meterline.errors.ProviderError` subclasses. Retries and timeouts are the
+provider's own business (see :mod:`meterline.providers.http`); fallback across providers is not.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -17,7 +17,7 @@ import aiohttp
 from meterline.catalog import Catalog
 from meterline.providers.http import ErrorDecoder, HttpClient
 from meterline.settings import ProviderSettings, RetrySettings, TimeoutSettings
-from meterline.types import ChatChunk, ChatRequest, ChatResponse
+from meterline.types import ChatRequest, ChatResponse, ChunkStream
 
 __all__ = ["Provider", "ProviderDeps", "ProviderFactory"]
 
@@ -29,8 +29,9 @@ class Provider(Protocol):
         """Answer ``request`` in one piece."""
         ...
 
-    def stream(self, request: ChatRequest) -> AsyncIterator[ChatChunk]:
-        """Answer ``request`` as a stream; closing the iterator cancels the upstream call."""
+    def stream(self, request: ChatRequest) -> ChunkStream:
+        """Answer ``request`` as a stream, the chunks of each upstream read in one list (never
+        an empty one); closing the iterator cancels the upstream call."""
         ...
 
     async def list_models(self) -> list[str]:

@@ -233,7 +233,7 @@ class CliProvider:
             )
         return self._guard(parser.finish)
 
-    async def stream(self, request: ChatRequest) -> AsyncGenerator[ChatChunk, None]:
+    async def stream(self, request: ChatRequest) -> AsyncGenerator[list[ChatChunk], None]:
         """Run the CLI and translate its output; closing this kills the process."""
         call = self.spec.invocation(request)
         deadline = asyncio.get_running_loop().time() + self.timeout
@@ -248,12 +248,12 @@ class CliProvider:
                 child.send(call.stdin)
                 parser = self.spec.parser()
                 while line := await self._within(deadline, child.readline()):
-                    if (event := wire.parse_line(line)) is not None:
-                        for chunk in self._guard(partial(parser.feed, event)):
-                            yield chunk
+                    event = wire.parse_line(line)
+                    if event is not None and (chunks := self._guard(partial(parser.feed, event))):
+                        yield chunks
                 await self._within(deadline, child.proc.wait())
-                for chunk in await self._ending(child, parser):
-                    yield chunk
+                if chunks := await self._ending(child, parser):
+                    yield chunks
                 finished = True
             finally:
                 # Shielded: a second cancellation must not leave the process unreaped.
@@ -267,12 +267,13 @@ class CliProvider:
         thinking: list[str] = []
         usage: Usage | None = None
         finish: FinishReason = "stop"
-        async with contextlib.aclosing(self.stream(request)) as chunks:
-            async for chunk in chunks:
-                text.append(chunk.text or "")
-                thinking.append(chunk.thinking or "")
-                usage = chunk.usage or usage
-                finish = chunk.finish_reason or finish
+        async with contextlib.aclosing(self.stream(request)) as reads:
+            async for chunks in reads:
+                for chunk in chunks:
+                    text.append(chunk.text or "")
+                    thinking.append(chunk.thinking or "")
+                    usage = chunk.usage or usage
+                    finish = chunk.finish_reason or finish
         parts: list[ContentPart] = [ThinkingPart("".join(thinking))] if any(thinking) else []
         parts.append(TextPart("".join(text)))
         if usage is None:

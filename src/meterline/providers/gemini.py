@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from contextlib import aclosing
 
 import orjson
@@ -10,7 +9,7 @@ import orjson
 from meterline.providers.base import ProviderDeps
 from meterline.providers.http import UpstreamCall
 from meterline.settings import ProviderSettings
-from meterline.types import ChatChunk, ChatRequest, ChatResponse
+from meterline.types import ChatChunk, ChatRequest, ChatResponse, ChunkStream
 from meterline.wire.gemini import (
     StreamDecoder,
     decode_error,
@@ -59,12 +58,15 @@ class GeminiProvider:
         raw = await self.http.send(self._call(request, stream=False))
         return decode_response(self.http.json(raw))
 
-    async def stream(self, request: ChatRequest) -> AsyncIterator[ChatChunk]:
+    async def stream(self, request: ChatRequest) -> ChunkStream:
         decoder = StreamDecoder(self.name)
-        async with aclosing(self.http.events(self._call(request, stream=True))) as events:
-            async for event in events:
-                for chunk in decoder.feed(self.http.json(event.data)):
-                    yield chunk
+        async with aclosing(self.http.events(self._call(request, stream=True))) as reads:
+            async for events in reads:
+                chunks: list[ChatChunk] = []
+                for event in events:
+                    chunks += decoder.feed(self.http.json(event.data))
+                if chunks:
+                    yield chunks
 
     async def list_models(self) -> list[str]:
         configured = [m.name for m in self.settings.models]

@@ -118,16 +118,16 @@ class HttpClient:
             else:
                 response.close()
 
-    async def events(self, call: UpstreamCall) -> AsyncGenerator[SSEEvent, None]:
-        """The server-sent events of a streamed answer (see :meth:`stream`), including a last
-        one the upstream left unterminated."""
+    async def events(self, call: UpstreamCall) -> AsyncGenerator[list[SSEEvent], None]:
+        """The server-sent events of a streamed answer (see :meth:`stream`), a list per read
+        that completed at least one, including a last one the upstream left unterminated."""
         decoder = SSEDecoder()
         async with aclosing(self.stream(call)) as body:
             async for data in body:
-                for event in decoder.feed(data):
-                    yield event
-        for event in decoder.close():
-            yield event
+                if events := decoder.feed(data):
+                    yield events
+        if events := decoder.close():
+            yield events
 
     def json(self, raw: bytes | str) -> Any:
         """``raw`` parsed; an upstream that sends something else is unavailable, not a bug here."""

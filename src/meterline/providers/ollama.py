@@ -7,7 +7,6 @@ stage, so Ollama's token counts are logged with a cost of $0.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
 from contextlib import aclosing
 
 import orjson
@@ -16,7 +15,7 @@ from meterline.errors import ProviderError
 from meterline.providers.base import ProviderDeps
 from meterline.providers.http import UpstreamCall
 from meterline.settings import ProviderSettings
-from meterline.types import ChatChunk, ChatRequest, ChatResponse
+from meterline.types import ChatRequest, ChatResponse, ChunkStream
 from meterline.wire.ollama import (
     StreamDecoder,
     decode_error,
@@ -58,14 +57,14 @@ class OllamaProvider:
         raw = await self.http.send(self._call(request, stream=False))
         return decode_response(self.http.json(raw))
 
-    async def stream(self, request: ChatRequest) -> AsyncIterator[ChatChunk]:
+    async def stream(self, request: ChatRequest) -> ChunkStream:
         decoder = StreamDecoder(self.name)
         async with aclosing(self.http.stream(self._call(request, stream=True))) as body:
             async for data in body:
-                for chunk in decoder.feed(data):
-                    yield chunk
-        for chunk in decoder.close():
-            yield chunk
+                if chunks := decoder.feed(data):
+                    yield chunks
+        if chunks := decoder.close():
+            yield chunks
 
     async def list_models(self) -> list[str]:
         """Configured models, then the server's (from ``/api/tags``, asked until it answers)."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from contextlib import aclosing
 
 import orjson
@@ -10,7 +9,7 @@ import orjson
 from meterline.providers.base import ProviderDeps
 from meterline.providers.http import UpstreamCall
 from meterline.settings import ProviderSettings
-from meterline.types import ChatChunk, ChatRequest, ChatResponse
+from meterline.types import ChatChunk, ChatRequest, ChatResponse, ChunkStream
 from meterline.wire.openai_request import encode_request
 from meterline.wire.openai_response import decode_chunk, decode_error, decode_response
 
@@ -45,16 +44,19 @@ class OpenAIProvider:
         raw = await self.http.send(self._call(request))
         return decode_response(orjson.loads(raw))
 
-    async def stream(self, request: ChatRequest) -> AsyncIterator[ChatChunk]:
-        async with aclosing(self.http.events(self._call(request))) as events:
-            async for event in events:
-                if event.data == "[DONE]":
-                    continue
-                body = orjson.loads(event.data)
-                if isinstance(body, dict) and body.get("error") and not body.get("choices"):
-                    raise decode_error(500, body, {}, self.name)
-                for chunk in decode_chunk(body):
-                    yield chunk
+    async def stream(self, request: ChatRequest) -> ChunkStream:
+        async with aclosing(self.http.events(self._call(request))) as reads:
+            async for events in reads:
+                chunks: list[ChatChunk] = []
+                for event in events:
+                    if event.data == "[DONE]":
+                        continue
+                    body = orjson.loads(event.data)
+                    if isinstance(body, dict) and body.get("error") and not body.get("choices"):
+                        raise decode_error(500, body, {}, self.name)
+                    chunks += decode_chunk(body)
+                if chunks:
+                    yield chunks
 
     async def list_models(self) -> list[str]:
         configured = [m.name for m in self.settings.models]

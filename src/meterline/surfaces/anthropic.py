@@ -17,7 +17,7 @@ from meterline.pipeline import RequestContext
 from meterline.surfaces.base import Surface
 from meterline.surfaces.http import json_response, read_json
 from meterline.tokens import count_messages
-from meterline.types import ChatChunk, ChatRequest, ChatResponse
+from meterline.types import ChatRequest, ChatResponse, ChunkStream
 from meterline.wire.anthropic_request import decode_request
 from meterline.wire.anthropic_response import (
     StreamEncoder,
@@ -58,28 +58,27 @@ class AnthropicSurface(Surface):
     def encode_error(self, error: GatewayError) -> Any:
         return encode_error(error)
 
-    async def encode_stream(
-        self, ctx: RequestContext, chunks: AsyncIterator[ChatChunk]
-    ) -> AsyncIterator[bytes]:
+    async def encode_stream(self, ctx: RequestContext, reads: ChunkStream) -> AsyncIterator[bytes]:
         model = ctx.route.model.name if ctx.route else ctx.request.model
         encoder = StreamEncoder()
         # Anthropic announces the prompt size up front; the upstream's count arrives at the end,
         # so the start carries the local tokenizer's count and message_delta the billed one.
         prompt = count_messages(ctx.request, model)
+        start = encoder.start(f"msg_{ctx.request_id}", model, prompt) + [ping()]
+        pending = b"".join(frame(*event) for event in start)  # written with the first batch
         try:
-            events = encoder.start(f"msg_{ctx.request_id}", model, prompt) + [ping()]
-            yield b"".join(frame(*event) for event in events)
             usage = None
-            async for chunk in chunks:
-                usage = chunk.usage or usage
-                frames = b"".join(frame(*event) for event in encoder.encode(chunk))
-                if frames:  # one write per upstream chunk, however many events it makes
-                    yield frames
-            yield b"".join(frame(*event) for event in encoder.finish(usage))
+            async for chunks in reads:
+                for chunk in chunks:
+                    usage = chunk.usage or usage
+                if frames := b"".join(frame(*e) for c in chunks for e in encoder.encode(c)):
+                    yield pending + frames
+                    pending = b""
+            yield pending + b"".join(frame(*event) for event in encoder.finish(usage))
         except GatewayError as exc:
-            yield frame("error", encode_error(exc))
+            yield pending + frame("error", encode_error(exc))
         finally:
-            await chunks.aclose()  # type: ignore[attr-defined]
+            await reads.aclose()  # type: ignore[attr-defined]
 
     async def count_tokens(self, request: Request) -> Response:
         try:

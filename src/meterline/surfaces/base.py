@@ -24,7 +24,7 @@ from meterline.surfaces.http import (
     metadata_from_headers,
     read_json,
 )
-from meterline.types import ChatChunk, ChatRequest, ChatResponse
+from meterline.types import ChatRequest, ChatResponse, ChunkStream
 
 if TYPE_CHECKING:
     from meterline.gateway import Gateway
@@ -47,9 +47,8 @@ class Surface(ABC):
     def encode_response(self, ctx: RequestContext, response: ChatResponse) -> Any: ...
 
     @abstractmethod
-    def encode_stream(
-        self, ctx: RequestContext, chunks: AsyncIterator[ChatChunk]
-    ) -> AsyncIterator[bytes]: ...
+    def encode_stream(self, ctx: RequestContext, reads: ChunkStream) -> AsyncIterator[bytes]:
+        """The SSE bytes to send: one piece per batch of chunks, so one write per read."""
 
     @abstractmethod
     def encode_error(self, error: GatewayError) -> Any: ...

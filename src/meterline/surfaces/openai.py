@@ -14,7 +14,7 @@ from meterline.errors import GatewayError
 from meterline.pipeline import RequestContext
 from meterline.surfaces.base import Surface
 from meterline.surfaces.http import json_response
-from meterline.types import ChatChunk, ChatRequest, ChatResponse
+from meterline.types import ChatRequest, ChatResponse, ChunkStream
 from meterline.wire.openai_request import decode_request
 from meterline.wire.openai_response import StreamEncoder, encode_error, encode_response
 from meterline.wire.sse import encode_event
@@ -45,23 +45,22 @@ class OpenAISurface(Surface):
     def encode_error(self, error: GatewayError) -> Any:
         return encode_error(error)
 
-    async def encode_stream(
-        self, ctx: RequestContext, chunks: AsyncIterator[ChatChunk]
-    ) -> AsyncIterator[bytes]:
+    async def encode_stream(self, ctx: RequestContext, reads: ChunkStream) -> AsyncIterator[bytes]:
         encoder = StreamEncoder(
             f"chatcmpl-{ctx.request_id}", _model_name(ctx), include_usage=ctx.request.include_usage
         )
         try:
-            async for chunk in chunks:
-                frames = b"".join(encode_event(orjson.dumps(b)) for b in encoder.encode(chunk))
-                if frames:  # one write per upstream chunk, however many events it makes
+            async for chunks in reads:
+                if frames := b"".join(
+                    encode_event(orjson.dumps(body)) for c in chunks for body in encoder.encode(c)
+                ):
                     yield frames
             yield b"data: [DONE]\n\n"
         except GatewayError as exc:
             # Headers are gone already; OpenAI reports a mid-stream failure as an error event.
             yield encode_event(orjson.dumps(encode_error(exc)))
         finally:
-            await chunks.aclose()  # type: ignore[attr-defined]
+            await reads.aclose()  # type: ignore[attr-defined]
 
     async def models(self, request: Request) -> Response:
         data = [

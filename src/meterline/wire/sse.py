@@ -12,7 +12,7 @@ from dataclasses import dataclass
 __all__ = ["SSEDecoder", "SSEEvent", "encode_event"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one per streamed event, and frozen __init__ costs 2x
 class SSEEvent:
     data: str
     event: str | None = None
@@ -27,29 +27,21 @@ class SSEDecoder:
         self._id: str | None = None
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
-        self._buffer += chunk
+        buf = self._buffer + chunk
+        held = b""
+        if b"\r" in buf:  # CRLF and CR become LF; a CR at the end may be half of a CRLF
+            if buf.endswith(b"\r"):
+                buf, held = buf[:-1], b"\r"
+            buf = buf.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        lines = buf.split(b"\n")
+        self._buffer = lines.pop() + held  # the line not yet ended
         events: list[SSEEvent] = []
-        while True:
-            end = self._line_end()
-            if end is None:
-                return events
-            line, skip = end
-            raw = self._buffer[:line]
-            self._buffer = self._buffer[line + skip :]
-            event = self._line(raw.decode("utf-8"))
-            if event is not None:
+        for line in lines:
+            if line[:6] == b"data: ":  # nearly every line of an LLM stream
+                self._data.append(line[6:].decode("utf-8"))
+            elif (event := self._dispatch() if not line else self._line(line.decode())) is not None:
                 events.append(event)
-
-    def _line_end(self) -> tuple[int, int] | None:
-        buf = self._buffer
-        lf, cr = buf.find(b"\n"), buf.find(b"\r")
-        if cr == -1 and lf == -1:
-            return None
-        if cr == -1 or (lf != -1 and lf < cr):
-            return lf, 1
-        if cr + 1 == len(buf):
-            return None  # a CR at the end may be the first half of a CRLF
-        return cr, 2 if buf[cr + 1 : cr + 2] == b"\n" else 1
+        return events
 
     def _line(self, line: str) -> SSEEvent | None:
         if not line:
