@@ -11,14 +11,15 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from collections.abc import Iterable
+from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from meterline.accounting.alerts import AlertSink
-from meterline.accounting.counters import Counters, Hold, Level
+from meterline.accounting.counters import Counters, Hold, Level, MemoryCounters
 from meterline.accounting.periods import Period
 from meterline.accounting.rules import Rule, usd_text
 from meterline.auth import ApiKey
@@ -100,12 +101,14 @@ class Ledger:
     def _now(self) -> dt.datetime:
         return dt.datetime.now(dt.UTC)
 
-    def holds(self, rules: Iterable[Rule], now: dt.datetime) -> list[Hold]:
+    def holds(self, rules: Iterable[Rule], now: dt.datetime | None = None) -> list[Hold]:
+        """Each rule's counter in its current window, in order."""
+        now = now or self._now()
         return [r.hold(now, self.settings.timezone) for r in rules]
 
-    async def levels(self, rules: list[Rule], now: dt.datetime | None = None) -> list[Level]:
-        now = now or self._now()
-        return await self.counters.levels([h.key for h in self.holds(rules, now)])
+    async def levels(self, rules: list[Rule], holds: list[Hold] | None = None) -> list[Level]:
+        """Each rule's spend and reservations (``holds``: the rules' own, when already made)."""
+        return await self.counters.levels([h.key for h in holds or self.holds(rules)])
 
     @staticmethod
     def _merged_holds(each: list[Hold]) -> list[Hold]:
@@ -120,62 +123,98 @@ class Ledger:
             merged[hold.key] = hold
         return list(merged.values())
 
-    async def reserve(self, rules: list[Rule], amount: int) -> Reservation | Rule:
-        """Reserve ``amount`` under every rule, or return the rule that has no room."""
-        now = self._now()
-        each = self.holds(rules, now)  # one per rule, in order
+    async def reserve(
+        self,
+        rules: list[Rule],
+        amount: int,
+        each: list[Hold] | None = None,
+        before: list[Level] | None = None,
+    ) -> Reservation | Rule:
+        """Reserve ``amount`` under every rule, or return the rule that has no room.
+
+        ``each``: the rules' holds, when already made; ``before``: their levels just read, from
+        which the room left is worked out instead of reading the counters again (it is only
+        reported, in a header, so a concurrent request slipping in between does no harm)."""
+        each = each or self.holds(rules)  # one per rule, in order
         holds = self._merged_holds(each)
         refused = await self.counters.reserve(holds, amount)
         if refused is not None:
             full = holds[refused]
             return next(r for r, h in zip(rules, each, strict=True)
                         if h.key == full.key and r.limit == full.limit)  # fmt: skip
-        budgets = [(r, h.key) for r, h in zip(rules, each, strict=True) if r.kind == "budget"]
+        budgets = [i for i, r in enumerate(rules) if r.kind == "budget"]
         remaining = None
         if budgets:
-            levels = await self.counters.levels([key for _, key in budgets])
-            pairs = zip(budgets, levels, strict=True)
-            remaining = min(r.limit - lv.spent - lv.reserved for (r, _), lv in pairs)
+            if before is None:
+                after = await self.counters.levels([each[i].key for i in budgets])
+            else:  # this reservation's amount on top of what was read
+                after = [Level(before[i].spent, before[i].reserved + amount) for i in budgets]
+            pairs = zip(budgets, after, strict=True)
+            remaining = min(rules[i].limit - lv.spent - lv.reserved for i, lv in pairs)
         return Reservation(rules, [h.key for h in each], holds, amount, remaining)
 
     def settle_later(self, reservation: Reservation, actual: int) -> None:
-        """Settle from a completion callback (which cannot await); tracked until it is done."""
-        task = asyncio.get_running_loop().create_task(self.settle(reservation, actual))
+        """Settle from a completion callback (which cannot await); tracked until it is done.
+
+        In-process counters settle at once (nothing to wait for, and a task per request costs
+        more than the settlement); a task is made only to raise alerts, when a threshold was
+        crossed."""
+        if isinstance(self.counters, MemoryCounters):
+            self._warn_if_over(reservation, actual)
+            spent = self.counters.settle_now(reservation.holds, reservation.amount, actual)
+            if crossed := self._crossed(reservation, actual, spent):
+                self._track(self._alert(crossed))
+            return
+        self._track(self.settle(reservation, actual))
+
+    def _track(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
     async def settle(self, reservation: Reservation, actual: int) -> None:
+        self._warn_if_over(reservation, actual)
+        spent = await self.counters.settle(reservation.holds, reservation.amount, actual)
+        await self._alert(self._crossed(reservation, actual, spent))
+
+    @staticmethod
+    def _warn_if_over(reservation: Reservation, actual: int) -> None:
         if actual > reservation.amount:
             log.warning("spend %d exceeded its reservation %d", actual, reservation.amount)
-        holds = reservation.holds
-        spent = await self.counters.settle(holds, reservation.amount, actual)
-        if actual > 0:
-            by_key = {h.key: s for h, s in zip(holds, spent, strict=True)}
-            await self._check_thresholds(reservation, by_key)
 
-    async def _check_thresholds(self, reservation: Reservation, spent: dict[str, int]) -> None:
-        """Alerts and breakers for the rules this spend pushed past a threshold; ``spent`` is
-        each counter's spend right after settling."""
-        now = self._now()
+    @staticmethod
+    def _crossed(
+        reservation: Reservation, actual: int, spent: list[int]
+    ) -> list[tuple[Rule, int, int]]:
+        """(rule, threshold, its counter's spend) for each alert threshold the rules' spend
+        stands at or past after settling; ``spent``: each hold's spend right after."""
+        if actual <= 0:
+            return []
+        by_key = {h.key: s for h, s in zip(reservation.holds, spent, strict=True)}
+        crossed = []
         for rule, key in zip(reservation.rules, reservation.keys, strict=True):
-            used = spent[key] * 100 // rule.limit if rule.limit else 0
+            used = by_key[key] * 100 // rule.limit if rule.limit else 0
             for threshold in _ALERT_THRESHOLDS:
-                if used < threshold or (rule.kind != "budget" and threshold != 100):
-                    continue
-                window = rule.window(now, self.settings.timezone).label
-                message = f"{rule.name}: {threshold}% reached ({usd_text(spent[key])} spent)"
-                if rule.kind == "breaker":
-                    await self._trip(rule)
-                    continue
-                subject = f"{rule.scope}:{rule.subject}"
-                await self.sink.alert(rule.kind, subject, window, threshold, message)
+                if used >= threshold and (rule.kind == "budget" or threshold == 100):
+                    crossed.append((rule, threshold, by_key[key]))
+        return crossed
+
+    async def _alert(self, crossed: list[tuple[Rule, int, int]]) -> None:
+        """Alerts and breaker trips for the thresholds :meth:`_crossed` found."""
+        now = self._now()
+        for rule, threshold, spent in crossed:
+            if rule.kind == "breaker":
+                await self._trip(rule)
+                continue
+            window = rule.window(now, self.settings.timezone).label
+            message = f"{rule.name}: {threshold}% reached ({usd_text(spent)} spent)"
+            await self.sink.alert(rule.kind, f"{rule.scope}:{rule.subject}", window, threshold,
+                                  message)  # fmt: skip
 
     def refused_later(self, rule: Rule) -> None:
         """A request was refused by ``rule``: trip a breaker, or alert that a budget is
         exhausted (its 100% alert). Called from sync code; tracked until done."""
-        task = asyncio.get_running_loop().create_task(self._refused(rule))
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
+        self._track(self._refused(rule))
 
     async def _refused(self, rule: Rule) -> None:
         if rule.kind == "breaker":
@@ -199,7 +238,7 @@ class Ledger:
     async def status(self, rules: list[Rule]) -> list[dict[str, object]]:
         """Each rule with its current window's spend, for ``GET /api/budget``."""
         now = self._now()
-        levels = await self.levels(rules, now)
+        levels = await self.levels(rules, self.holds(rules, now))
         out: list[dict[str, object]] = []
         for rule, level in zip(rules, levels, strict=True):
             window = rule.window(now, self.settings.timezone)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from meterline.accounting.counters import Hold
@@ -52,6 +52,11 @@ class Rule:
     subject: str
     period: Period
     limit: int  # pico-dollars
+    _prefix: str = field(init=False, repr=False, compare=False)  # of its counters' keys
+
+    def __post_init__(self) -> None:
+        # Budgets and breakers over the same scope and window share one spend counter.
+        object.__setattr__(self, "_prefix", f"spend:{self.scope}:{self.subject}:")
 
     @property
     def name(self) -> str:
@@ -72,8 +77,6 @@ class Rule:
         return _window(self.period, tz, now)
 
     def hold(self, now: dt.datetime, tz: str) -> Hold:
-        w = self.window(now, tz)
+        w = _window(self.period, tz, now)
         ttl = int(w.seconds_left(now)) + _GRACE
-        # Budgets and breakers over the same scope and window share one spend counter.
-        key = f"spend:{self.scope}:{self.subject}:{w.label}"
-        return Hold(key, self.limit if self.kind != "alert" else None, ttl)
+        return Hold(self._prefix + w.label, self.limit if self.kind != "alert" else None, ttl)

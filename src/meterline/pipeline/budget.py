@@ -8,6 +8,9 @@ reservation is settled with the actual cost (zero on error).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from meterline.accounting.counters import Hold, Level
 from meterline.accounting.estimate import worst_case_cost
 from meterline.accounting.ledger import Ledger, Reservation
 from meterline.accounting.rules import Rule, usd_text
@@ -18,6 +21,15 @@ from meterline.providers import ProviderRegistry
 from meterline.routing import cheaper_models
 
 __all__ = ["BudgetStage"]
+
+
+@dataclass(slots=True)
+class _Read:
+    """The rules a request falls under, their counters' holds and their levels, read once."""
+
+    rules: list[Rule]
+    holds: list[Hold]
+    levels: list[Level]
 
 
 def _refusal(rule: Rule, detail: str) -> RateLimited:
@@ -39,11 +51,13 @@ class BudgetStage:
         rules = self.ledger.rules_for(ctx.principal, ctx.key, ctx.route.provider)
         if not rules:
             return None
-        ratio = await self._check_levels(rules)
+        holds = self.ledger.holds(rules)
+        levels = await self.ledger.levels(rules, holds)
+        ratio = self._check_levels(rules, levels)
         candidates = [ctx.route.model]
         if ratio >= self.downgrade_at:
             candidates = self._cheaper(ctx) or candidates
-        self._hold(ctx, await self._reserve(ctx, candidates, ratio))
+        self._hold(ctx, await self._reserve(ctx, candidates, ratio, _Read(rules, holds, levels)))
         ctx.on_complete(self._settle)
         return None
 
@@ -68,10 +82,10 @@ class BudgetStage:
             raise _refusal(result, f"has no room for a fallback to {model.key}")
         self._hold(ctx, result)
 
-    async def _check_levels(self, rules: list[Rule]) -> float:
+    def _check_levels(self, rules: list[Rule], levels: list[Level]) -> float:
         """The highest share used of any budget; refuse outright at 100%."""
         ratio = 0.0
-        for rule, level in zip(rules, await self.ledger.levels(rules), strict=True):
+        for rule, level in zip(rules, levels, strict=True):
             if rule.kind == "alert" or rule.limit <= 0:
                 continue
             used = level.spent + level.reserved
@@ -92,8 +106,10 @@ class BudgetStage:
         return found
 
     async def _reserve(
-        self, ctx: RequestContext, candidates: list[ModelInfo], ratio: float
+        self, ctx: RequestContext, candidates: list[ModelInfo], ratio: float, read: _Read
     ) -> Reservation:
+        """Reserve for the first candidate that fits; ``read``: the routed provider's rules,
+        holds and levels, just read (other providers' rules are read afresh)."""
         assert ctx.route is not None
         original = ctx.route
         refused: Rule | None = None
@@ -101,8 +117,12 @@ class BudgetStage:
         if candidates[0] is original.model:  # not downgraded: cheaper models only if it won't fit
             order = [original.model, *self._cheaper(ctx)]
         for model in order:
-            rules = self.ledger.rules_for(ctx.principal, ctx.key, model.provider)
-            result = await self.ledger.reserve(rules, worst_case_cost(ctx.request, model))
+            amount = worst_case_cost(ctx.request, model)
+            if model.provider == original.provider:
+                result = await self.ledger.reserve(read.rules, amount, read.holds, read.levels)
+            else:
+                rules = self.ledger.rules_for(ctx.principal, ctx.key, model.provider)
+                result = await self.ledger.reserve(rules, amount)
             if isinstance(result, Reservation):
                 if model is not original.model:
                     self._reroute(ctx, model, original, ratio, refused)

@@ -12,7 +12,7 @@ import math
 import time
 from dataclasses import dataclass
 
-from meterline.accounting.counters import Counters
+from meterline.accounting.counters import Counters, MemoryCounters
 from meterline.errors import RateLimited
 from meterline.pipeline.context import Outcome, RequestContext
 from meterline.settings import AccountingSettings
@@ -77,9 +77,14 @@ class RateLimitStage:
         return None
 
     def _count_tokens(self, keys: list[str], outcome: Outcome) -> None:
+        tokens = outcome.usage.total_tokens
+        if isinstance(self.counters, MemoryCounters):  # in process: no task needed
+            for key in keys:
+                self.counters.add_now(key, tokens, _WINDOW * 2)
+            return
         loop = asyncio.get_running_loop()
         for key in keys:
-            task = loop.create_task(self.counters.add(key, outcome.usage.total_tokens, _WINDOW * 2))
+            task = loop.create_task(self.counters.add(key, tokens, _WINDOW * 2))
             self._pending.add(task)
             task.add_done_callback(self._pending.discard)
 

@@ -17,9 +17,12 @@ class MemoryCounters:
         self._expiry: dict[str, float] = {}
 
     def _touch(self, key: str, ttl: int) -> None:
-        self._expiry[key] = time.monotonic() + ttl
-        if len(self._expiry) > 10_000:
-            self._sweep()
+        """Give a new counter its expiry. Keys name their window (a day, a minute) and ``ttl``
+        runs to the window's end plus a grace, so the first touch sets the right time."""
+        if key not in self._expiry:
+            self._expiry[key] = time.monotonic() + ttl
+            if len(self._expiry) > 10_000:
+                self._sweep()
 
     def _sweep(self) -> None:
         now = time.monotonic()
@@ -38,6 +41,10 @@ class MemoryCounters:
         return None
 
     async def settle(self, holds: list[Hold], reserved: int, actual: int) -> list[int]:
+        return self.settle_now(holds, reserved, actual)
+
+    def settle_now(self, holds: list[Hold], reserved: int, actual: int) -> list[int]:
+        """:meth:`settle` without awaiting (callers that cannot await need no task for it)."""
         spent = []
         for hold in holds:
             self._reserved[hold.key] = max(0, self._reserved.get(hold.key, 0) - reserved)
@@ -63,6 +70,10 @@ class MemoryCounters:
         return WindowHit(True, count + amount)
 
     async def add(self, key: str, amount: int, ttl: int) -> int:
+        return self.add_now(key, amount, ttl)
+
+    def add_now(self, key: str, amount: int, ttl: int) -> int:
+        """:meth:`add` without awaiting."""
         self._windows[key] = self._windows.get(key, 0) + amount
         self._touch(key, ttl)
         return self._windows[key]
