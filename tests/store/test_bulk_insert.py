@@ -4,6 +4,7 @@ and PostgreSQL: every column, JSON nulls and objects, timestamps read back aware
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
 from typing import Any
 
 import pytest
@@ -105,3 +106,16 @@ async def test_many_rows_in_chunks_arrive_whole_and_in_order(
     for i in range(13):
         row = found[f"r{i:02}"]
         assert (row.latency_ms, row.cost_pusd, row.tenant) == (i / 3, 2**62 + i, f"t{i}")
+
+
+async def test_sqlite_binds_none_and_bool_through_registered_adapters(tmp_path: Any) -> None:
+    """NULLs and booleans skip the sqlite3 module's failing adapter search (the costliest part
+    of binding a log row) and are stored exactly as before: NULL, 0 and 1."""
+    engine = await open_engine(f"sqlite:///{tmp_path / 'a.db'}")
+    await engine.dispose()
+    assert (type(None), sqlite3.PrepareProtocol) in sqlite3.adapters
+    assert (bool, sqlite3.PrepareProtocol) in sqlite3.adapters
+    with sqlite3.connect(":memory:") as con:
+        row = con.execute("SELECT ?, typeof(?), ?, typeof(?), ?, typeof(?)",
+                          (None, None, True, True, False, False)).fetchone()  # fmt: skip
+    assert row == (None, "null", 1, "integer", 0, "integer")
