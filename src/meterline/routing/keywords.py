@@ -236,7 +236,10 @@ DEFINE_RE = re.compile(r"(?:what is|what are|what's|who|when|where|which|define)
 HOWTO_RE = re.compile(r"(?:how do i|how can i|how to|how do you|is it possible|is there)\b")
 
 # Words are compared after punctuation (but "+" and "#", for c++ and c#) becomes spaces.
-_SPACES = str.maketrans(dict.fromkeys("!\"$%&'()*,./:;<=>?@[\\]^_`{|}~\n\t\r-", " "))
+_PUNCTUATION = str.maketrans(dict.fromkeys("!\"$%&'()*,./:;<=>?@[\\]^_`{|}~\n\t\r-", " "))
+# Every ASCII character in the table (most as themselves): a character missing from it costs
+# str.translate a raised and caught KeyError, once per distinct character per call.
+_SPACES = {i: _PUNCTUATION.get(i, i) for i in range(128)}
 
 
 def normalize(text: str) -> str:
