@@ -74,6 +74,7 @@ def _serve(args: argparse.Namespace) -> int:
         log_level=args.log_level,
         access_log=args.access_log,
         lifespan="on",
+        server_header=False,  # a gateway need not name its web server
     )
     return 0
 
@@ -103,6 +104,7 @@ def _serve_workers(args: argparse.Namespace, settings: Settings, host: str, port
         workers=args.workers,
         log_level=args.log_level,
         access_log=args.access_log,
+        server_header=False,
     )
     return 0
 

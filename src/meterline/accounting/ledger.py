@@ -63,6 +63,7 @@ class Ledger:
         self._pending: set[asyncio.Task[None]] = set()
         self._fixed = self._configured()
         self._rules = list(self._fixed)
+        self._applicable: dict[tuple[object, ...], list[Rule]] = {}  # rules_for, remembered
 
     def _configured(self) -> list[Rule]:
         acc = self.settings
@@ -88,14 +89,26 @@ class Ledger:
         kept = [r for r in self._fixed
                 if r.kind != "budget" or (r.scope, r.subject, r.period) not in stored]  # fmt: skip
         self._rules = kept + self._stored
+        self._applicable.clear()
 
     def rules_for(
         self, principal: Principal, key: ApiKey | None, provider: str | None
     ) -> list[Rule]:
+        """The rules a request falls under (the same list object for the same caller and
+        provider until the rules change: do not modify it)."""
+        spec = key.spec if key is not None else None
+        budget = (key.id, spec.budget_pusd, spec.budget_period) if key and spec else None
+        cache_key = (principal, provider, budget)
+        found = self._applicable.get(cache_key)
+        if found is not None:
+            return found
         found = [r for r in self.rules if r.applies(principal, provider)]
         if key is not None and key.spec.budget_pusd is not None and key.spec.budget_period:
             period: Period = key.spec.budget_period  # type: ignore[assignment]
             found.append(Rule("budget", "key", key.id, period, key.spec.budget_pusd))
+        if len(self._applicable) >= 10_000:  # callers come and go; keep the memory bounded
+            self._applicable.clear()
+        self._applicable[cache_key] = found
         return found
 
     def _now(self) -> dt.datetime:

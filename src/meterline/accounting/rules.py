@@ -65,13 +65,16 @@ class Rule:
         return f"{who} {self.period} {what} of {usd_text(self.limit)}"
 
     def applies(self, principal: Principal, provider: str | None) -> bool:
-        return {
-            "global": True,
-            "tenant": principal.tenant == self.subject,
-            "team": principal.team == self.subject,
-            "key": principal.key_id == self.subject,
-            "provider": provider == self.subject,
-        }.get(self.scope, False)
+        scope = self.scope
+        if scope == "global":
+            return True
+        if scope == "tenant":
+            return principal.tenant == self.subject
+        if scope == "team":
+            return principal.team == self.subject
+        if scope == "key":
+            return principal.key_id == self.subject
+        return scope == "provider" and provider == self.subject
 
     def window(self, now: dt.datetime, tz: str) -> Window:
         return _window(self.period, tz, now)
