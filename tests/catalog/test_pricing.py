@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from meterline.catalog import Catalog, Price, cost, parse_usd_per_million, to_usd
+from meterline.catalog import Catalog, Price, cost, parse_usd_per_million, to_usd, usd_str
 from meterline.types import Usage
 
 
@@ -48,3 +48,17 @@ def test_every_catalog_model_is_complete() -> None:
         assert model.tier in ("economy", "standard", "premium")
         assert model.price.input > 0 and model.price.output >= model.price.input
         assert model.context_window >= 8_000
+
+
+@pytest.mark.parametrize(
+    "amount",
+    [0, 1, 8_250_000, 10**12, 5 * 10**12, 123_456_789_012_345, 10**30 + 7, -1, -2 * 10**12],
+)
+def test_usd_str_is_the_exact_decimal_text(amount: int) -> None:
+    text = usd_str(amount)
+    whole, _, fraction = text.removeprefix("-").partition(".")
+    value = int(whole) * 10**12 + int(fraction.ljust(12, "0"))
+    assert (-value if text.startswith("-") else value) == amount  # exact, however large
+    assert not text.endswith(".") and not (fraction and fraction.endswith("0"))
+    if abs(amount) < 10**27:  # within Decimal's 28 digits: the text it prints
+        assert text == f"{to_usd(amount):f}"

@@ -12,7 +12,7 @@ from decimal import Decimal
 
 from meterline.types import Usage
 
-__all__ = ["PICO", "PicoUSD", "Price", "cost", "parse_usd_per_million", "to_usd"]
+__all__ = ["PICO", "PicoUSD", "Price", "cost", "parse_usd_per_million", "to_usd", "usd_str"]
 
 PicoUSD = int
 PICO = 10**12
@@ -63,3 +63,11 @@ def cost(usage: Usage, price: Price) -> PicoUSD:
 
 def to_usd(amount: PicoUSD) -> Decimal:
     return Decimal(amount) / PICO
+
+
+def usd_str(amount: PicoUSD) -> str:
+    """``amount`` in dollars as exact decimal text (``"0.00000825"``, ``"5"``): what
+    ``f"{to_usd(amount):f}"`` gives, in integer arithmetic (for headers on every answer)."""
+    whole, fraction = divmod(abs(amount), PICO)
+    text = f"{whole}.{fraction:012d}".rstrip("0").rstrip(".")
+    return f"-{text}" if amount < 0 else text

@@ -14,7 +14,7 @@ from meterline.accounting.counters import Hold, Level
 from meterline.accounting.estimate import worst_case_cost
 from meterline.accounting.ledger import Ledger, Reservation
 from meterline.accounting.rules import Rule, usd_text
-from meterline.catalog import Catalog, ModelInfo, to_usd
+from meterline.catalog import Catalog, ModelInfo, usd_str
 from meterline.errors import BreakerOpen, BudgetExceeded, RateLimited
 from meterline.pipeline.context import Outcome, RequestContext, Route
 from meterline.providers import ProviderRegistry
@@ -65,8 +65,8 @@ class BudgetStage:
         ctx.reservation = reservation
         ctx.budget_remaining = reservation.remaining
         if reservation.remaining is not None:
-            left = to_usd(max(0, reservation.remaining))
-            ctx.response_headers["x-meterline-budget-remaining-usd"] = f"{left:f}"
+            left = usd_str(max(0, reservation.remaining))
+            ctx.response_headers["x-meterline-budget-remaining-usd"] = left
 
     async def switch(self, ctx: RequestContext, model: ModelInfo) -> None:
         """Move the reservation to ``model`` for a fallback attempt: the failed attempt's hold is

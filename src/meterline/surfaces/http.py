@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from meterline.catalog import to_usd
+from meterline.catalog import usd_str
 from meterline.errors import InvalidRequest, PayloadTooLarge
 from meterline.pipeline import RequestContext
 
@@ -71,7 +71,7 @@ def gateway_headers(ctx: RequestContext, *, final: bool) -> dict[str, str]:
     if ctx.route is not None:
         headers["x-meterline-route-reason"] = ctx.route.reason.encode("ascii", "replace").decode()
     if final and ctx.outcome is not None:
-        headers["x-meterline-cost-usd"] = f"{to_usd(ctx.outcome.cost):f}"
+        headers["x-meterline-cost-usd"] = usd_str(ctx.outcome.cost)
         headers["x-meterline-latency-ms"] = f"{ctx.outcome.latency_ms:.1f}"
     elif not final:
         headers["x-meterline-latency-ms"] = f"{ctx.elapsed_ms():.1f}"
