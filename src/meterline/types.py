@@ -163,7 +163,8 @@ class ChatRequest:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def with_model(self, model: str) -> ChatRequest:
-        return replace(self, model=model)
+        """This request for ``model`` (itself when that is already its model: no copy)."""
+        return self if model == self.model else replace(self, model=model)
 
     @property
     def wants_vision(self) -> bool:

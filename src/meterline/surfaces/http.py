@@ -48,8 +48,24 @@ async def read_json(request: Request, limit: int) -> Any:
         raise InvalidRequest(f"the request body is not valid JSON: {exc}", param="body") from None
 
 
+class _JSONResponse(Response):
+    """A Starlette response whose header list is built in one pass (the base class's general
+    header handling was a measurable part of answering every chat request)."""
+
+    media_type = "application/json"
+
+    def __init__(self, data: Any, status: int, headers: dict[str, str] | None) -> None:
+        self.status_code = status
+        self.background = None
+        self.body = body = orjson.dumps(data)
+        raw = [(b"content-length", b"%d" % len(body)), (b"content-type", b"application/json")]
+        if headers:
+            raw += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+        self.raw_headers = raw
+
+
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(orjson.dumps(data), status, headers, media_type="application/json")
+    return _JSONResponse(data, status, headers)
 
 
 def metadata_from_headers(headers: Any) -> dict[str, str]:

@@ -75,11 +75,13 @@ def _image(raw: Any, where: str) -> ImagePart:
     return ImagePart(url=url, detail=detail)
 
 
-def _parts(content: Any, where: str) -> tuple[TextPart | ImagePart, ...]:
-    if content is None:
-        return ()
+def _parts(content: Any, message: str) -> tuple[TextPart | ImagePart, ...]:
+    """A message's content; ``message``: where the message is (``messages[2]``)."""
     if isinstance(content, str):
         return (TextPart(content),)
+    if content is None:
+        return ()
+    where = f"{message}.content"
     _expect(isinstance(content, list), "'content' must be a string or a list of parts", where)
     parts: list[TextPart | ImagePart] = []
     for i, part in enumerate(content):
@@ -114,12 +116,13 @@ def _tool_calls(raw: Any, where: str) -> list[ToolCallPart]:
 def _message(raw: Any, where: str) -> Message:
     _expect(isinstance(raw, dict), "each message must be an object", where)
     role = _ROLES.get(raw.get("role"))
-    _expect(
-        role is not None,
-        f"'role' must be one of system, developer, user, assistant, tool (got {raw.get('role')!r})",
-        f"{where}.role",
-    )
-    content = _parts(raw.get("content"), f"{where}.content")
+    if role is None:  # (the message is built only when needed: this runs for every message)
+        raise InvalidRequest(
+            f"'role' must be one of system, developer, user, assistant, tool "
+            f"(got {raw.get('role')!r})",
+            param=f"{where}.role",
+        )
+    content = _parts(raw.get("content"), where)
     if role == "tool":
         call_id = raw.get("tool_call_id")
         _expect(
@@ -132,8 +135,8 @@ def _message(raw: Any, where: str) -> Message:
     parts.extend(content)
     if role == "assistant" and raw.get("tool_calls"):
         parts.extend(_tool_calls(raw["tool_calls"], f"{where}.tool_calls"))
-    elif role != "assistant":
-        _expect("content" in raw, "a message needs 'content'", f"{where}.content")
+    elif role != "assistant" and "content" not in raw:
+        raise InvalidRequest("a message needs 'content'", param=f"{where}.content")
     return Message(role, tuple(parts), name=raw.get("name"))  # type: ignore[arg-type]
 
 
