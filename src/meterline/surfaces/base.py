@@ -20,6 +20,7 @@ from meterline.pipeline import RequestContext
 from meterline.surfaces.http import (
     EventStreamResponse,
     gateway_headers,
+    header_dict,
     json_response,
     metadata_from_headers,
     read_json,
@@ -65,12 +66,11 @@ class Surface(ABC):
         ctx: RequestContext | None = None
         try:
             body = await read_json(request, self.gateway.settings.server.max_body_bytes)
+            headers = header_dict(request)
             ctx = RequestContext(
-                self.decode(body),
-                self.name,
-                headers=request.headers,
-                metadata=metadata_from_headers(request.headers),
-            )
+                self.decode(body), self.name, headers=headers,
+                metadata=metadata_from_headers(headers),
+            )  # fmt: skip
             reply = await self.gateway.pipeline.run(ctx)
         except GatewayError as exc:
             return self.error_response(exc, ctx)

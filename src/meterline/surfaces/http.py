@@ -19,6 +19,7 @@ from meterline.pipeline import RequestContext
 __all__ = [
     "EventStreamResponse",
     "gateway_headers",
+    "header_dict",
     "json_response",
     "metadata_from_headers",
     "read_json",
@@ -66,6 +67,12 @@ class _JSONResponse(Response):
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return _JSONResponse(data, status, headers)
+
+
+def header_dict(request: Request) -> dict[str, str]:
+    """The request's headers as a plain dict (names are lower case; of a repeated name, the
+    first), for the stages that look several of them up per request."""
+    return {k.decode("latin-1"): v.decode("latin-1") for k, v in reversed(request.scope["headers"])}
 
 
 def metadata_from_headers(headers: Any) -> dict[str, str]:
