@@ -130,15 +130,16 @@ class AnthropicProvider:
     async def stream(self, request: ChatRequest) -> ChunkStream:
         decoder = StreamDecoder(self.name)
         stopped = False
-        async with aclosing(self.http.events(self._call(request))) as reads:
-            async for events in reads:
-                chunks: list[ChatChunk] = []
-                for event in events:
-                    payload = _payload(event, self.name)
-                    stopped = stopped or (payload.get("type") or event.event) == "message_stop"
-                    chunks += decoder.feed(event.event, payload)
-                if chunks:
-                    yield chunks
+
+        def decode(event: SSEEvent) -> list[ChatChunk]:
+            nonlocal stopped
+            payload = _payload(event, self.name)
+            stopped = stopped or (payload.get("type") or event.event) == "message_stop"
+            return decoder.feed(event.event, payload)
+
+        async with aclosing(self.http.decoded(self._call(request), decode)) as reads:
+            async for chunks in reads:
+                yield chunks
         if not stopped:
             raise UpstreamConnectionError(
                 f"{self.name} ended the stream before message_stop", provider=self.name

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from contextlib import aclosing
-
 import orjson
 
 from meterline.providers.base import ProviderDeps
 from meterline.providers.http import UpstreamCall
 from meterline.settings import ProviderSettings
-from meterline.types import ChatChunk, ChatRequest, ChatResponse, ChunkStream
+from meterline.types import ChatRequest, ChatResponse, ChunkStream
 from meterline.wire.gemini import (
     StreamDecoder,
     decode_error,
@@ -58,15 +56,10 @@ class GeminiProvider:
         raw = await self.http.send(self._call(request, stream=False))
         return decode_response(self.http.json(raw))
 
-    async def stream(self, request: ChatRequest) -> ChunkStream:
+    def stream(self, request: ChatRequest) -> ChunkStream:
         decoder = StreamDecoder(self.name)
-        async with aclosing(self.http.events(self._call(request, stream=True))) as reads:
-            async for events in reads:
-                chunks: list[ChatChunk] = []
-                for event in events:
-                    chunks += decoder.feed(self.http.json(event.data))
-                if chunks:
-                    yield chunks
+        call = self._call(request, stream=True)
+        return self.http.decoded(call, lambda event: decoder.feed(self.http.json(event.data)))
 
     async def list_models(self) -> list[str]:
         configured = [m.name for m in self.settings.models]

@@ -12,7 +12,7 @@ import random
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import aclosing
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 import orjson
@@ -29,6 +29,7 @@ from meterline.wire.sse import SSEDecoder, SSEEvent
 __all__ = ["ErrorDecoder", "HttpClient", "UpstreamCall"]
 
 ErrorDecoder = Callable[[int, Any, dict[str, str], str], ProviderError]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +129,16 @@ class HttpClient:
                     yield events
         if events := decoder.close():
             yield events
+
+    async def decoded(
+        self, call: UpstreamCall, decode: Callable[[SSEEvent], list[T]]
+    ) -> AsyncGenerator[list[T], None]:
+        """What ``decode`` makes of each event of a streamed answer, one list per read that
+        made anything (see :data:`meterline.types.ChunkStream`)."""
+        async with aclosing(self.events(call)) as reads:
+            async for events in reads:
+                if batch := [item for event in events for item in decode(event)]:
+                    yield batch
 
     def json(self, raw: bytes | str) -> Any:
         """``raw`` parsed; an upstream that sends something else is unavailable, not a bug here."""

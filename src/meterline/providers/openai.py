@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from contextlib import aclosing
-
 import orjson
 
 from meterline.providers.base import ProviderDeps
@@ -12,6 +10,7 @@ from meterline.settings import ProviderSettings
 from meterline.types import ChatChunk, ChatRequest, ChatResponse, ChunkStream
 from meterline.wire.openai_request import encode_request
 from meterline.wire.openai_response import decode_chunk, decode_error, decode_response
+from meterline.wire.sse import SSEEvent
 
 __all__ = ["OpenAIProvider"]
 
@@ -44,19 +43,16 @@ class OpenAIProvider:
         raw = await self.http.send(self._call(request))
         return decode_response(orjson.loads(raw))
 
-    async def stream(self, request: ChatRequest) -> ChunkStream:
-        async with aclosing(self.http.events(self._call(request))) as reads:
-            async for events in reads:
-                chunks: list[ChatChunk] = []
-                for event in events:
-                    if event.data == "[DONE]":
-                        continue
-                    body = orjson.loads(event.data)
-                    if isinstance(body, dict) and body.get("error") and not body.get("choices"):
-                        raise decode_error(500, body, {}, self.name)
-                    chunks += decode_chunk(body)
-                if chunks:
-                    yield chunks
+    def stream(self, request: ChatRequest) -> ChunkStream:
+        return self.http.decoded(self._call(request), self._decode_event)
+
+    def _decode_event(self, event: SSEEvent) -> list[ChatChunk]:
+        if event.data == "[DONE]":
+            return []
+        body = orjson.loads(event.data)
+        if isinstance(body, dict) and body.get("error") and not body.get("choices"):
+            raise decode_error(500, body, {}, self.name)
+        return decode_chunk(body)
 
     async def list_models(self) -> list[str]:
         configured = [m.name for m in self.settings.models]

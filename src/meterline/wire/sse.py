@@ -39,7 +39,7 @@ class SSEDecoder:
         for line in lines:
             if line[:6] == b"data: ":  # nearly every line of an LLM stream
                 self._data.append(line[6:].decode("utf-8"))
-            elif (event := self._dispatch() if not line else self._line(line.decode())) is not None:
+            elif (event := self._line(line.decode("utf-8"))) is not None:
                 events.append(event)
         return events
 
