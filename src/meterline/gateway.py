@@ -33,6 +33,7 @@ from meterline.pipeline.limits import RateLimitStage
 from meterline.pipeline.log import RequestLog
 from meterline.pipeline.route import Resolver, RouteStage
 from meterline.providers import ProviderDeps, ProviderRegistry, register_models
+from meterline.providers.upstream import UpstreamPool
 from meterline.routing.experiments import Experiments
 from meterline.routing.explain import explain_route
 from meterline.routing.feedback import FeedbackService
@@ -60,7 +61,8 @@ class Gateway:
         register_models(self.catalog, settings.providers)
         self._engine: AsyncEngine | None = None
         self._writer: LogWriter | None = None
-        self._session: aiohttp.ClientSession | None = None
+        self._session: aiohttp.ClientSession | None = None  # alert webhooks
+        self._pool: UpstreamPool | None = None  # provider calls
         self._providers: ProviderRegistry | None = None
         self._pipeline: Pipeline | None = None
         self._counters: Counters | None = None
@@ -94,12 +96,10 @@ class Gateway:
         self._engine = await open_engine(self.database_url)
         self._writer = LogWriter(self._engine, self.settings.log, self._spill_dir())
         self._writer.start()
-        self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0, limit_per_host=256, ttl_dns_cache=300),
-            auto_decompress=True,
-        )
+        self._session = aiohttp.ClientSession()
+        self._pool = UpstreamPool()
         deps = ProviderDeps(
-            self._session, self.catalog, self.settings.retry, self.settings.timeout, self.env
+            self._pool, self.catalog, self.settings.retry, self.settings.timeout, self.env
         )
         self._providers = ProviderRegistry.build(self.settings.providers, deps)
         await self._start_accounting()
@@ -186,6 +186,8 @@ class Gateway:
             await self._writer.close()
         if self._providers is not None:
             await self._providers.aclose()
+        if self._pool is not None:
+            await self._pool.close()
         if self._session is not None:
             await self._session.close()
         if self._counters is not None:

@@ -11,7 +11,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import anthropic
 import httpx
 import openai
@@ -22,6 +21,7 @@ from meterline.catalog import Catalog, cost, to_usd
 from meterline.errors import UpstreamConnectionError, UpstreamUnavailable
 from meterline.providers import PROVIDER_TYPES, ProviderDeps, ProviderRegistry
 from meterline.providers.anthropic import AnthropicProvider, anthropic_extra
+from meterline.providers.upstream import UpstreamPool
 from meterline.settings import (
     ProviderSettings,
 )
@@ -541,8 +541,7 @@ def test_models_are_the_configured_and_catalog_ones(
 
 
 async def _provider(settings: ProviderSettings, env: dict[str, str]) -> AnthropicProvider:
-    async with aiohttp.ClientSession() as session:
-        return AnthropicProvider(settings, ProviderDeps(session, Catalog(), env=env))
+    return AnthropicProvider(settings, ProviderDeps(UpstreamPool(), Catalog(), env=env))
 
 
 @pytest.mark.parametrize(
@@ -588,8 +587,11 @@ async def _raw_upstream(body: bytes, call: Any) -> Any:
     settings = ProviderSettings(name="raw", type="anthropic",
                                 base_url=f"http://127.0.0.1:{runner.addresses[0][1]}")  # fmt: skip
     try:
-        async with aiohttp.ClientSession() as session:
-            return await call(AnthropicProvider(settings, ProviderDeps(session, Catalog())))
+        pool = UpstreamPool()
+        try:
+            return await call(AnthropicProvider(settings, ProviderDeps(pool, Catalog())))
+        finally:
+            await pool.close()
     finally:
         await runner.cleanup()
 

@@ -656,7 +656,7 @@ def test_concurrency_is_bounded(
 
 
 def deps() -> ProviderDeps:
-    return ProviderDeps(session=cast(Any, None), catalog=Catalog.builtin())
+    return ProviderDeps(pool=cast(Any, None), catalog=Catalog.builtin())
 
 
 async def test_availability_and_models(record: Record, tmp_path: Path) -> None:

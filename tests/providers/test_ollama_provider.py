@@ -10,7 +10,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import httpx
 import openai
 import pytest
@@ -18,6 +17,7 @@ import pytest
 from meterline.catalog import Catalog
 from meterline.providers import ProviderDeps
 from meterline.providers.ollama import OllamaProvider
+from meterline.providers.upstream import UpstreamPool
 from meterline.settings import (
     ModelEntry,
     ProviderSettings,
@@ -260,14 +260,13 @@ def test_models_lists_configured_and_pulled_models_asking_once(
 
 def test_unreachable_server_lists_only_configured_models(bg: BackgroundLoop) -> None:
     async def listing() -> tuple[list[str], list[str]]:
-        async with aiohttp.ClientSession() as session:
-            provider = OllamaProvider(
-                ProviderSettings(name="ollama", type="ollama",
-                                 base_url=f"http://127.0.0.1:{free_port()}",
-                                 models=(ModelEntry("llama3.2"),), retry=RetrySettings(1)),
-                ProviderDeps(session, Catalog.builtin()),
-            )  # fmt: skip
-            return await provider.list_models(), await provider.list_models()
+        provider = OllamaProvider(
+            ProviderSettings(name="ollama", type="ollama",
+                             base_url=f"http://127.0.0.1:{free_port()}",
+                             models=(ModelEntry("llama3.2"),), retry=RetrySettings(1)),
+            ProviderDeps(UpstreamPool(), Catalog.builtin()),
+        )  # fmt: skip
+        return await provider.list_models(), await provider.list_models()
 
     assert bg.run(listing()) == (["llama3.2"], ["llama3.2"])
 

@@ -11,13 +11,13 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 from aiohttp import web
 
 from meterline.catalog import Catalog
 from meterline.providers import ProviderDeps
 from meterline.providers.openai import OpenAIProvider
+from meterline.providers.upstream import UpstreamPool
 from meterline.settings import ProviderSettings
 from meterline.types import ChatRequest, Message, TextPart
 from tests.fakes.harness import BackgroundLoop, LiveGateway, provider_settings, start_gateway
@@ -67,10 +67,11 @@ async def test_provider_yields_one_batch_per_upstream_read() -> None:
     settings = ProviderSettings(name="openai", type="openai", base_url=base_url, api_key="sk-x")
     request = ChatRequest(MODEL, (Message("user", (TextPart("count"),)),), stream=True)
     try:
-        async with aiohttp.ClientSession() as session:
-            provider = OpenAIProvider(settings, ProviderDeps(session, Catalog()))
-            stream: AsyncIterator[Any] = provider.stream(request)
-            batches = [batch async for batch in stream]
+        pool = UpstreamPool()
+        provider = OpenAIProvider(settings, ProviderDeps(pool, Catalog()))
+        stream: AsyncIterator[Any] = provider.stream(request)
+        batches = [batch async for batch in stream]
+        await pool.close()
     finally:
         await runner.cleanup()
     assert [[c.text for c in batch] for batch in batches] == [

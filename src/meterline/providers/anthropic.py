@@ -159,4 +159,4 @@ class AnthropicProvider:
         return self._discovered
 
     async def aclose(self) -> None:
-        """The shared session belongs to the app; nothing of our own to close."""
+        """The shared connection pool belongs to the app; nothing of our own to close."""

@@ -12,10 +12,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-import aiohttp
-
 from meterline.catalog import Catalog
 from meterline.providers.http import ErrorDecoder, HttpClient
+from meterline.providers.upstream import UpstreamPool
 from meterline.settings import ProviderSettings, RetrySettings, TimeoutSettings
 from meterline.types import ChatRequest, ChatResponse, ChunkStream
 
@@ -45,7 +44,7 @@ class Provider(Protocol):
 class ProviderDeps:
     """What the app hands every provider factory: shared resources and defaults."""
 
-    session: aiohttp.ClientSession
+    pool: UpstreamPool
     catalog: Catalog
     retry: RetrySettings = field(default_factory=RetrySettings)
     timeout: TimeoutSettings = field(default_factory=TimeoutSettings)
@@ -63,7 +62,7 @@ class ProviderDeps:
     ) -> HttpClient:
         """The provider's HTTP client: its own retry and timeout settings, else the defaults."""
         return HttpClient(
-            self.session,
+            self.pool,
             settings.name,
             retry or settings.retry or self.retry,
             settings.timeout or self.timeout,

@@ -75,4 +75,4 @@ class GeminiProvider:
         return self._discovered
 
     async def aclose(self) -> None:
-        """The shared session belongs to the app; nothing of our own to close."""
+        """The shared connection pool belongs to the app; nothing of our own to close."""

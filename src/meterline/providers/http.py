@@ -1,4 +1,5 @@
-"""The one place upstream HTTP happens: a pooled aiohttp session, timeouts and retries.
+"""The one place upstream HTTP happens: the shared connection pool
+(:class:`~meterline.providers.upstream.UpstreamPool`), timeouts and retries.
 
 Retries cover 429, 5xx (configurable) and connection errors, with exponential backoff and full
 jitter, honouring the upstream's ``retry-after`` when it is within ``backoff_max``. A stream is
@@ -9,12 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import aiohttp
 import orjson
 
 from meterline.errors import (
@@ -23,6 +23,7 @@ from meterline.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from meterline.providers.upstream import Response, UpstreamPool
 from meterline.settings import RetrySettings, TimeoutSettings
 from meterline.wire.sse import SSEDecoder, SSEEvent
 
@@ -50,32 +51,29 @@ def _json_or_text(raw: bytes) -> Any:
 class HttpClient:
     def __init__(
         self,
-        session: aiohttp.ClientSession,
+        pool: UpstreamPool,
         provider: str,
         retry: RetrySettings,
         timeout: TimeoutSettings,
         decode_error: ErrorDecoder,
     ) -> None:
-        self.session = session
+        self.pool = pool
         self.provider = provider
         self.retry = retry
         self.timeout = timeout
         self.decode_error = decode_error
-        self._client_timeout = aiohttp.ClientTimeout(
-            total=timeout.total, sock_connect=timeout.connect
-        )
 
     async def send(self, call: UpstreamCall) -> bytes:
         """Send ``call`` and return the body of a 2xx answer (with retries)."""
         response = await self.open(call)
         try:
             return await response.read()
-        except (aiohttp.ClientError, TimeoutError) as exc:
+        except (ConnectionError, TimeoutError) as exc:
             raise self._transport_error(exc) from None
         finally:
             response.release()
 
-    async def open(self, call: UpstreamCall) -> aiohttp.ClientResponse:
+    async def open(self, call: UpstreamCall) -> Response:
         """Send ``call`` and return the open 2xx response (headers read, body not yet)."""
         attempt = 1
         while True:
@@ -99,17 +97,12 @@ class HttpClient:
         response = await self.open(call)
         finished = False
         try:
-            reader = response.content.iter_any()
-            data: bytes | None
-            try:
-                data = await self.first(reader)
-            except StopAsyncIteration:
-                data = None
-            while data is not None:
+            while (data := await response.piece()) is not None:
                 yield data
-                data = await anext(reader, None)
             finished = True
-        except aiohttp.ClientError as exc:
+        except TimeoutError as exc:
+            raise UpstreamTimeout(f"{self.provider} {exc}", provider=self.provider) from None
+        except ConnectionError as exc:
             raise UpstreamConnectionError(
                 f"{self.provider} broke off the stream: {exc}", provider=self.provider
             ) from None
@@ -149,38 +142,24 @@ class HttpClient:
                 f"{self.provider} answered with a body that is not JSON", provider=self.provider
             ) from None
 
-    async def first(self, chunks: AsyncIterator[Any]) -> Any:
-        """The first item of a stream, under the first-byte timeout."""
+    async def _attempt(self, call: UpstreamCall) -> Response:
+        timeout = self.timeout
         try:
-            async with asyncio.timeout(self.timeout.first_byte):
-                return await anext(chunks)
-        except TimeoutError:
-            raise UpstreamTimeout(
-                f"{self.provider} sent no data within {self.timeout.first_byte:g}s",
-                provider=self.provider,
-            ) from None
-
-    async def _attempt(self, call: UpstreamCall) -> aiohttp.ClientResponse:
-        try:
-            async with asyncio.timeout(self.timeout.first_byte):
-                response = await self.session.request(
-                    call.method,
-                    call.url,
-                    data=call.body,
-                    headers=call.headers,
-                    timeout=self._client_timeout,
-                )
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            response = await self.pool.request(
+                call.method, call.url, call.headers, call.body,
+                connect=timeout.connect, first_byte=timeout.first_byte, total=timeout.total,
+            )  # fmt: skip
+        except (TimeoutError, OSError, ValueError) as exc:
             raise self._transport_error(exc) from None
         if response.status < 400:
             return response
+        headers = response.headers
         try:
             raw = await response.read()
-        except (aiohttp.ClientError, TimeoutError):
+        except (ConnectionError, TimeoutError):
             raw = b""
         finally:
             response.release()
-        headers = {k.lower(): v for k, v in response.headers.items()}
         raise self.decode_error(response.status, _json_or_text(raw), headers, self.provider)
 
     def _retry_delay(self, error: ProviderError, attempt: int) -> float | None:
@@ -197,8 +176,8 @@ class HttpClient:
         return random.uniform(ceiling / 2, ceiling)
 
     def _transport_error(self, exc: BaseException) -> ProviderError:
-        if isinstance(exc, TimeoutError | aiohttp.ServerTimeoutError):
-            return UpstreamTimeout(f"{self.provider} timed out", provider=self.provider)
+        if isinstance(exc, TimeoutError):
+            return UpstreamTimeout(f"{self.provider} timed out: {exc}", provider=self.provider)
         return UpstreamConnectionError(
             f"could not reach {self.provider}: {exc.__class__.__name__}: {exc}",
             provider=self.provider,

@@ -84,4 +84,4 @@ class OllamaProvider:
         return self._tags
 
     async def aclose(self) -> None:
-        """The shared session belongs to the app; nothing of our own to close."""
+        """The shared connection pool belongs to the app; nothing of our own to close."""

@@ -68,4 +68,4 @@ class OpenAIProvider:
         return self._discovered
 
     async def aclose(self) -> None:
-        """The shared session belongs to the app; nothing of our own to close."""
+        """The shared connection pool belongs to the app; nothing of our own to close."""
