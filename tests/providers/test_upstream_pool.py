@@ -15,7 +15,10 @@ from typing import Any
 import pytest
 import uvloop
 
+from meterline.errors import UpstreamConnectionError, UpstreamUnavailable
+from meterline.providers.http import HttpClient, UpstreamCall
 from meterline.providers.upstream import UpstreamClosed, UpstreamPool, UpstreamTimedOut
+from meterline.settings import RetrySettings, TimeoutSettings
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -361,3 +364,48 @@ def test_https_with_a_trusted_authority(run: Any, certificate: tuple[Path, Path]
     assert body == b"secret"
     assert "CERTIFICATE_VERIFY_FAILED" in error
     assert server.requests[0].startswith(b"GET /x HTTP/1.1\r\nhost: 127.0.0.1:")
+
+
+def test_http_client_names_an_answer_cut_off_after_its_head() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await server.read_request(reader)
+        writer.write(b'HTTP/1.1 200 OK\r\ncontent-length: 50\r\n\r\n{"cut')
+        await writer.drain()
+
+    server = Server(handler)
+
+    async def main() -> str:
+        pool = UpstreamPool()
+        client = HttpClient(pool, "acme", RetrySettings(max_attempts=2, backoff_initial=0.01),
+                            TimeoutSettings(), lambda *a: UpstreamUnavailable("x"))  # fmt: skip
+        async with server as base:
+            with pytest.raises(UpstreamConnectionError) as failed:
+                await client.send(UpstreamCall("POST", base + "/v1/x", {}, b"{}"))
+        await pool.close()
+        return str(failed.value)
+
+    assert asyncio.run(main()) == "acme failed to answer: connection closed"
+    # not retried: the upstream answered (and may have billed) before it broke off
+    assert len(server.requests) == 1
+
+
+def test_http_client_retries_a_garbled_head() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await server.read_request(reader)
+        writer.write(b"NOT HTTP\r\n\r\n" if len(server.requests) == 1 else answer(b"{}"))
+        await writer.drain()
+        await reader.read()
+
+    server = Server(handler)
+
+    async def main() -> bytes:
+        pool = UpstreamPool()
+        client = HttpClient(pool, "acme", RetrySettings(max_attempts=2, backoff_initial=0.01),
+                            TimeoutSettings(), lambda *a: UpstreamUnavailable("x"))  # fmt: skip
+        async with server as base:
+            body = await client.send(UpstreamCall("POST", base + "/v1/x", {}, b"{}"))
+        await pool.close()
+        return body
+
+    assert asyncio.run(main()) == b"{}"
+    assert len(server.requests) == 2  # the first answer was garbled: sent again

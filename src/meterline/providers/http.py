@@ -23,7 +23,7 @@ from meterline.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from meterline.providers.upstream import Response, UpstreamPool
+from meterline.providers.upstream import Response, UpstreamClosed, UpstreamPool
 from meterline.settings import RetrySettings, TimeoutSettings
 from meterline.wire.sse import SSEDecoder, SSEEvent
 
@@ -178,6 +178,9 @@ class HttpClient:
     def _transport_error(self, exc: BaseException) -> ProviderError:
         if isinstance(exc, TimeoutError):
             return UpstreamTimeout(f"{self.provider} timed out: {exc}", provider=self.provider)
+        if isinstance(exc, UpstreamClosed):  # reached, but the answer was cut off or garbled
+            return UpstreamConnectionError(f"{self.provider} failed to answer: {exc}",
+                                           provider=self.provider)  # fmt: skip
         return UpstreamConnectionError(
             f"could not reach {self.provider}: {exc.__class__.__name__}: {exc}",
             provider=self.provider,
