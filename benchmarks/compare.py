@@ -30,7 +30,7 @@ from typing import Any
 
 from litellm_proxy import LITELLM_VERSION, ensure_litellm, start_litellm
 from loadgen import LoadResult, have_wrk, run_load
-from procs import cpu_seconds, machine_busy_seconds, memory_mb
+from procs import cpu_seconds, machine_seconds, memory_mb
 from report import console, print_results, print_soak
 from soak import soak
 from targets import HERE, Target, check_answers, request_body, start_meterline, start_upstream
@@ -46,16 +46,18 @@ class Row:
     load: LoadResult
     cpu_per_1k: float  # CPU seconds the target's server spent per 1,000 requests
     other_pct: float  # share of the machine's CPU used by processes outside the benchmark
+    steal_pct: float  # share of the machine's CPU time the host took away (virtual machines)
     ttft_ms: float | None  # p50 time to the first body bytes (streams only)
     probe_requests: int = 0  # requests of the TTFT probe (with wrk), served but not measured
 
 
-def ours_and_machine(pids: list[int]) -> tuple[float, float]:
-    """CPU seconds of the servers, finished load generators and this process; machine busy."""
+def ours_and_machine(pids: list[int]) -> tuple[float, float, float]:
+    """CPU seconds of the servers, finished load generators and this process; the machine's
+    busy and stolen seconds."""
     children, me = resource.getrusage(resource.RUSAGE_CHILDREN), os.times()
     servers = sum(cpu_seconds(pid) for pid in pids)
     ours = servers + children.ru_utime + children.ru_stime + me.user + me.system
-    return ours, machine_busy_seconds()
+    return ours, *machine_seconds()
 
 
 def measure(
@@ -64,12 +66,13 @@ def measure(
     """One load run against ``target``; CPU from its own process, ``pids`` are all servers."""
     label = f"  {target.name:9} stream={'yes' if stream else 'no':3} c={concurrency:<3}"
     console.print(label, end="")
-    cpu_before, (ours_before, busy_before) = cpu_seconds(target.pid), ours_and_machine(pids)
+    cpu_before, (ours_before, busy_before, stolen_before) = (cpu_seconds(target.pid),
+                                                             ours_and_machine(pids))  # fmt: skip
     started = time.monotonic()
     body = request_body(stream)
     load = run_load(target.url, body, concurrency, args.duration, args.wrk, target.token)
     cpu = cpu_seconds(target.pid) - cpu_before
-    ours_after, busy_after = ours_and_machine(pids)
+    ours_after, busy_after, stolen_after = ours_and_machine(pids)
     others = (busy_after - busy_before) - (ours_after - ours_before)
     wall = (time.monotonic() - started) * (os.cpu_count() or 1)
     per_1k = cpu / load.requests * 1000 if load.requests else 0.0
@@ -80,7 +83,8 @@ def measure(
         ttft, probed = probe.ttft_p50_ms, probe.requests
     console.print(f" {load.rps:9,.0f} req/s  p50 {load.p50_ms:7.2f} ms  p99 {load.p99_ms:7.2f} ms")
     return Row(target.name, stream, concurrency, load, per_1k, max(0.0, others) / wall * 100,
-               ttft if stream else None, probed)  # fmt: skip
+               (stolen_after - stolen_before) / wall * 100, ttft if stream else None,
+               probed)  # fmt: skip
 
 
 def logged_rows(db: Path) -> int:
@@ -132,7 +136,8 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
 def row_json(row: Row) -> dict[str, Any]:
     return {"target": row.target, "stream": row.stream, "concurrency": row.concurrency,
             **asdict(row.load), "rps": row.load.rps, "cpu_s_per_1k": row.cpu_per_1k,
-            "other_cpu_pct": row.other_pct, "ttft_ms": row.ttft_ms}  # fmt: skip
+            "other_cpu_pct": row.other_pct, "steal_pct": row.steal_pct,
+            "ttft_ms": row.ttft_ms}  # fmt: skip
 
 
 def run_soak(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:

@@ -19,12 +19,13 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
 from loadgen import have_wrk, run_load
-from procs import cpu_seconds
+from procs import cpu_seconds, machine_seconds
 from report import console
 from rich.table import Table
 from targets import HERE, Target, check_answers, request_body, start_meterline, start_upstream
@@ -132,7 +133,14 @@ def main() -> int:
     args = parser.parse_args()
     args.concurrency = [int(c) for c in args.concurrency.split(",")]
     args.wrk = args.loadgen == "wrk" or (args.loadgen == "auto" and have_wrk())
-    print_table(run(args), args)
+    _, stolen_before = machine_seconds()
+    started = time.monotonic()
+    result = run(args)
+    stolen = machine_seconds()[1] - stolen_before
+    print_table(result, args)
+    share = stolen / ((time.monotonic() - started) * (os.cpu_count() or 1)) * 100
+    console.print(f"CPU time the virtual machine's host took away during the run (steal): "
+                  f"{share:.0f}% (~0 on a quiet machine; past ~5% timings are noisy)")  # fmt: skip
     return 0
 
 

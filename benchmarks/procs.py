@@ -16,7 +16,7 @@ __all__ = [
     "child",
     "cpu_seconds",
     "free_port",
-    "machine_busy_seconds",
+    "machine_seconds",
     "memory_mb",
     "wait_ready",
 ]
@@ -36,12 +36,13 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
-def machine_busy_seconds() -> float:
-    """Non-idle CPU seconds of the whole machine since boot, from /proc/stat."""
-    user, nice, system, _idle, _iowait, irq, softirq = (
-        int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:8]
+def machine_seconds() -> tuple[float, float]:
+    """(busy, stolen) CPU seconds of the whole machine since boot, from /proc/stat. Stolen: time
+    a virtual machine's CPUs were ready to run but the host ran something else."""
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (
+        int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]
     )
-    return (user + nice + system + irq + softirq) / CLOCK_TICKS
+    return (user + nice + system + irq + softirq) / CLOCK_TICKS, steal / CLOCK_TICKS
 
 
 def memory_mb(pid: int, key: str = "VmRSS") -> float:

@@ -31,6 +31,7 @@ _COLUMNS = (
     "ML÷LL req/s",
     "CPU s/1k",
     "other CPU",
+    "steal",
 )
 
 
@@ -62,6 +63,7 @@ def _cells(row: Row, by_key: dict[tuple[str, bool, int], Row]) -> list[str]:
         ratio,
         f"{row.cpu_per_1k:.2f}",
         f"{row.other_pct:.0f}%",
+        f"{row.steal_pct:.0f}%",
     ]
 
 
@@ -72,7 +74,8 @@ def results_table(rows: list[Row]) -> Table:
         caption="Δ: target minus direct at the same stream/concurrency. TTFT: p50 time to the "
         "first body bytes of a stream. ML÷LL: Meterline req/s ÷ LiteLLM req/s. CPU s/1k: CPU "
         "seconds the target's server used per 1,000 requests. other CPU: machine share used "
-        "outside the benchmark (should be ~0).",
+        "outside the benchmark (should be ~0). steal: machine share the host of a virtual "
+        "machine took away (should be ~0).",
     )
     for name in _COLUMNS:
         table.add_column(name, justify="left" if name in ("target", "stream") else "right")
@@ -87,6 +90,10 @@ def print_results(rows: list[Row], memory: dict[str, dict[str, Any]], logged: in
     if rows and max(r.other_pct for r in rows) > 5:
         console.print("[yellow]warning:[/yellow] other processes used the CPU during the run "
                       "(see 'other CPU'); those rows are low and noisy")  # fmt: skip
+    if rows and max(r.steal_pct for r in rows) > 5:
+        console.print("[yellow]warning:[/yellow] the virtual machine's host took CPU time away "
+                      "during the run (see 'steal'); its milliseconds and req/s are not the "
+                      "machine's own")  # fmt: skip
     for name, m in memory.items():
         console.print(
             f"{name} RSS: {m['rss_before_mib']:.1f} MiB after start-up, "
@@ -113,3 +120,7 @@ def print_soak(result: SoakResult) -> None:
         )
     console.print(f"RSS over the second half: {result.second_half_growth:+.1f} MiB "
                   f"(trend {result.second_half_slope:+.2f} MiB/min)")  # fmt: skip
+    if result.steal_pct > 5:
+        console.print(f"[yellow]warning:[/yellow] the virtual machine's host took "
+                      f"{result.steal_pct:.0f}% of its CPU time away during the soak: a rate "
+                      "or latency short of the asked one may be the host's doing")  # fmt: skip

@@ -7,12 +7,13 @@ half (start-up, first allocations and caches filling up belong to the first half
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from loadgen import LoadResult, collect, spawn_load
-from procs import memory_mb
+from procs import machine_seconds, memory_mb
 from targets import Target, request_body
 
 __all__ = ["SoakResult", "soak"]
@@ -25,6 +26,7 @@ class SoakResult:
     interval: float  # seconds between two RSS samples
     samples: list[tuple[float, float]]  # (seconds since start, RSS MiB)
     loads: list[LoadResult]  # plain, streamed
+    steal_pct: float = 0.0  # machine CPU time the host of a virtual machine took away
 
     @property
     def requests(self) -> int:
@@ -64,6 +66,7 @@ class SoakResult:
             "second_half_growth_mib": self.second_half_growth,
             "second_half_slope_mib_per_min": self.second_half_slope,
             "loads": [asdict(load) for load in self.loads],
+            "steal_pct": self.steal_pct,
         }
 
 
@@ -74,7 +77,7 @@ def soak(target: Target, seconds: float, rate: float, interval: float = 10.0) ->
         spawn_load(target.url, request_body(stream), workers, seconds, target.token, rate / 2)
         for stream in (False, True)
     ]
-    started = time.monotonic()
+    started, stolen = time.monotonic(), machine_seconds()[1]
     samples = [(0.0, memory_mb(target.pid))]
     try:
         while any(p.poll() is None for p in procs):
@@ -91,4 +94,6 @@ def soak(target: Target, seconds: float, rate: float, interval: float = 10.0) ->
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-    return SoakResult(seconds, rate, interval, samples, loads)
+    stolen = machine_seconds()[1] - stolen
+    steal_pct = stolen / ((time.monotonic() - started) * (os.cpu_count() or 1)) * 100
+    return SoakResult(seconds, rate, interval, samples, loads, steal_pct)

@@ -359,8 +359,9 @@ def cli_settings(db: str) -> Settings:
         ProviderSettings(name="codex-cli", type="codex-cli", command="codex"),
         ProviderSettings(name="gemini-cli", type="gemini-cli"),
         ProviderSettings(name="claude-serial", type="claude-cli", max_concurrency=1),
+        # long enough for a fake CLI to start on a busy machine, and record that it did
         ProviderSettings(
-            name="claude-quick", type="claude-cli", timeout=TimeoutSettings(total=1.5)
+            name="claude-quick", type="claude-cli", timeout=TimeoutSettings(total=3.0)
         ),
         ProviderSettings(name="claude-missing", type="claude-cli", command="claude-not-installed"),
         ProviderSettings(name="codex-path", type="codex-cli", command=str(FAKES / "codex")),
@@ -608,7 +609,7 @@ def test_timeout_is_a_504_and_kills_the_process(
     with pytest.raises(openai.APIStatusError) as caught:
         ask(client, "claude-quick:sonnet", HELLO)
     assert caught.value.status_code == 504
-    assert "did not answer within 1.5s" in error_message(caught.value)
+    assert "did not answer within 3s" in error_message(caught.value)
     assert_gone(record.wait_for_start()["pid"])
 
 

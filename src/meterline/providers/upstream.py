@@ -54,7 +54,7 @@ class _Origin:
 
 @lru_cache(maxsize=4096)
 def _split(url: str) -> tuple[_Origin, str, str]:
-    """(origin, request target, the head's first lines up to the headers) of ``url``."""
+    """(origin, request target, its `host` header line) of ``url``."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"not an http(s) URL: {url!r}")
@@ -64,9 +64,11 @@ def _split(url: str) -> tuple[_Origin, str, str]:
     return origin, target, f"host: {origin.host_header}\r\n"
 
 
-def _head(method: str, url: str, headers: Mapping[str, str], length: int | None) -> tuple[
-    _Origin, bytes
-]:  # fmt: skip
+_Head = tuple[_Origin, bytes]
+
+
+def _head(method: str, url: str, headers: Mapping[str, str], length: int | None) -> _Head:
+    """The origin to send to, and the request's head."""
     origin, target, host = _split(url)
     lines = [f"{method} {target} HTTP/1.1\r\n", host]
     for name, value in headers.items():
@@ -118,10 +120,12 @@ class _Connection(asyncio.Protocol):
         now = self.loop.time()
         self.deadline = now + total
         if first_byte < total:
-            self.timer = self.loop.call_at(now + first_byte, self._fail, UpstreamTimedOut(
-                f"sent no data within {first_byte:g}s"))  # fmt: skip
+            self.timer = self.loop.call_at(now + first_byte, self._no_first_byte, first_byte)
         else:
             self.timer = self.loop.call_at(self.deadline, self._deadline_passed)
+
+    def _no_first_byte(self, first_byte: float) -> None:
+        self._fail(UpstreamTimedOut(f"sent no data within {first_byte:g}s"))
 
     def _deadline_passed(self) -> None:
         self._fail(UpstreamTimedOut("did not finish its answer in time"))
