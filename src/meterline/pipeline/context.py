@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import time
@@ -103,13 +102,8 @@ class RequestContext:
         *,
         error: GatewayError | None = None,
         finish_reason: str | None = None,
-        defer: bool = False,
     ) -> Outcome:
-        """Record the outcome (cost included) and run the completion callbacks, once.
-
-        ``defer``: run the callbacks (learning, the log row, settlement) on the event loop's
-        next turn, after the answer now being sent has been written, so the client does not
-        wait for the bookkeeping; they run before any other request is read."""
+        """Record the outcome (cost included) and run the completion callbacks, once."""
         if self.outcome is not None:
             return self.outcome
         priced = self.route is not None and not self.cache_hit  # a cache hit costs nothing
@@ -126,18 +120,9 @@ class RequestContext:
             refused=error is not None and not isinstance(error, ProviderError),
             upstream_down=isinstance(error, ProviderError) and error.retryable,
         )
-        if defer:
-            try:
-                asyncio.get_running_loop().call_soon(self._notify, self.outcome)
-                return self.outcome
-            except RuntimeError:  # no loop running (a stream closed while being collected)
-                pass
-        self._notify(self.outcome)
-        return self.outcome
-
-    def _notify(self, outcome: Outcome) -> None:
         for callback in reversed(self._completions):
             try:
-                callback(self, outcome)
+                callback(self, self.outcome)
             except Exception:  # noqa: BLE001 - one failing observer must not hide the others
                 log.exception("completion callback %r failed", callback)
+        return self.outcome

@@ -33,11 +33,11 @@ class Pipeline:
         try:
             reply = await self._walk(ctx)
         except GatewayError as exc:
-            ctx.complete("error", Usage(), error=exc, defer=True)
+            ctx.complete("error", Usage(), error=exc)
             raise
         if isinstance(reply, ChatResponse):
             ctx.answer = reply
-            ctx.complete("ok", reply.usage, finish_reason=reply.finish_reason, defer=True)
+            ctx.complete("ok", reply.usage, finish_reason=reply.finish_reason)
             return reply
         return metered(ctx, reply)
 

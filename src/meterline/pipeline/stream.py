@@ -61,4 +61,4 @@ async def metered(ctx: RequestContext, source: ChunkStream) -> ChunkStream:
     finally:
         await source.aclose()  # type: ignore[attr-defined]
         usage = assembler.usage if assembler.usage is not None else _estimate(ctx, assembler)
-        ctx.complete(status, usage, error=error, finish_reason=assembler.finish, defer=True)
+        ctx.complete(status, usage, error=error, finish_reason=assembler.finish)
