@@ -409,3 +409,32 @@ def test_http_client_retries_a_garbled_head() -> None:
 
     assert asyncio.run(main()) == b"{}"
     assert len(server.requests) == 2  # the first answer was garbled: sent again
+
+
+def test_large_answer_read_slowly_arrives_whole(run: Any) -> None:
+    body = bytes(range(256)) * 16 * 1024  # 4 MiB: the socket is paused past 1 MiB unread
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await server.read_request(reader)
+        writer.write(answer(body))
+        await writer.drain()
+        await reader.read()
+
+    server = Server(handler)
+
+    async def main() -> tuple[bytes, bool]:
+        pool = UpstreamPool()
+        paused = False
+        async with server as base:
+            response = await pool.request("GET", base, {}, None, **TIMES)
+            await asyncio.sleep(0.2)  # let it pile up before reading anything
+            conn = response._conn
+            paused = conn is not None and conn.paused
+            received = await response.read()
+            response.release()
+        await pool.close()
+        return received, paused
+
+    received, paused = run(main())
+    assert paused
+    assert received == body
