@@ -30,7 +30,7 @@ from typing import Any
 
 from litellm_proxy import LITELLM_VERSION, ensure_litellm, start_litellm
 from loadgen import LoadResult, have_wrk, run_load
-from procs import cpu_seconds, machine_seconds, memory_mb
+from procs import cpu_seconds, machine_seconds, machine_share, memory_mb
 from report import console, print_results, print_soak
 from soak import soak
 from targets import HERE, Target, check_answers, request_body, start_meterline, start_upstream
@@ -74,7 +74,7 @@ def measure(
     cpu = cpu_seconds(target.pid) - cpu_before
     ours_after, busy_after, stolen_after = ours_and_machine(pids)
     others = (busy_after - busy_before) - (ours_after - ours_before)
-    wall = (time.monotonic() - started) * (os.cpu_count() or 1)
+    elapsed = time.monotonic() - started
     per_1k = cpu / load.requests * 1000 if load.requests else 0.0
     ttft, probed = load.ttft_p50_ms, 0
     if stream and ttft is None:  # wrk cannot see the first token: a short aiohttp probe can
@@ -82,8 +82,9 @@ def measure(
                          target.token)  # fmt: skip
         ttft, probed = probe.ttft_p50_ms, probe.requests
     console.print(f" {load.rps:9,.0f} req/s  p50 {load.p50_ms:7.2f} ms  p99 {load.p99_ms:7.2f} ms")
-    return Row(target.name, stream, concurrency, load, per_1k, max(0.0, others) / wall * 100,
-               (stolen_after - stolen_before) / wall * 100, ttft if stream else None,
+    return Row(target.name, stream, concurrency, load, per_1k,
+               machine_share(max(0.0, others), elapsed),
+               machine_share(stolen_after - stolen_before, elapsed), ttft if stream else None,
                probed)  # fmt: skip
 
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from loadgen import have_wrk, run_load
-from procs import cpu_seconds, machine_seconds
+from procs import cpu_seconds, machine_seconds, machine_share
 from report import console
 from rich.table import Table
 from targets import HERE, Target, check_answers, request_body, start_meterline, start_upstream
@@ -136,9 +136,8 @@ def main() -> int:
     _, stolen_before = machine_seconds()
     started = time.monotonic()
     result = run(args)
-    stolen = machine_seconds()[1] - stolen_before
+    share = machine_share(machine_seconds()[1] - stolen_before, time.monotonic() - started)
     print_table(result, args)
-    share = stolen / ((time.monotonic() - started) * (os.cpu_count() or 1)) * 100
     console.print(f"CPU time the virtual machine's host took away during the run (steal): "
                   f"{share:.0f}% (~0 on a quiet machine; past ~5% timings are noisy)")  # fmt: skip
     return 0

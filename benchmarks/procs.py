@@ -17,6 +17,7 @@ __all__ = [
     "cpu_seconds",
     "free_port",
     "machine_seconds",
+    "machine_share",
     "memory_mb",
     "wait_ready",
 ]
@@ -43,6 +44,12 @@ def machine_seconds() -> tuple[float, float]:
         int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]
     )
     return (user + nice + system + irq + softirq) / CLOCK_TICKS, steal / CLOCK_TICKS
+
+
+def machine_share(seconds: float, elapsed: float) -> float:
+    """``seconds`` of CPU time as a percentage of what all the machine's CPUs had in
+    ``elapsed`` seconds of wall time."""
+    return seconds / (elapsed * (os.cpu_count() or 1)) * 100 if elapsed > 0 else 0.0
 
 
 def memory_mb(pid: int, key: str = "VmRSS") -> float:

@@ -7,13 +7,12 @@ half (start-up, first allocations and caches filling up belong to the first half
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from loadgen import LoadResult, collect, spawn_load
-from procs import machine_seconds, memory_mb
+from procs import machine_seconds, machine_share, memory_mb
 from targets import Target, request_body
 
 __all__ = ["SoakResult", "soak"]
@@ -94,6 +93,5 @@ def soak(target: Target, seconds: float, rate: float, interval: float = 10.0) ->
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-    stolen = machine_seconds()[1] - stolen
-    steal_pct = stolen / ((time.monotonic() - started) * (os.cpu_count() or 1)) * 100
+    steal_pct = machine_share(machine_seconds()[1] - stolen, time.monotonic() - started)
     return SoakResult(seconds, rate, interval, samples, loads, steal_pct)

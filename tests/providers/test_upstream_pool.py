@@ -366,6 +366,12 @@ def test_https_with_a_trusted_authority(run: Any, certificate: tuple[Path, Path]
     assert server.requests[0].startswith(b"GET /x HTTP/1.1\r\nhost: 127.0.0.1:")
 
 
+def _client(pool: UpstreamPool) -> HttpClient:
+    """An ``HttpClient`` over ``pool`` that tries each call twice, quickly."""
+    return HttpClient(pool, "acme", RetrySettings(max_attempts=2, backoff_initial=0.01),
+                      TimeoutSettings(), lambda *a: UpstreamUnavailable("x"))  # fmt: skip
+
+
 def test_http_client_names_an_answer_cut_off_after_its_head() -> None:
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await server.read_request(reader)
@@ -376,8 +382,7 @@ def test_http_client_names_an_answer_cut_off_after_its_head() -> None:
 
     async def main() -> str:
         pool = UpstreamPool()
-        client = HttpClient(pool, "acme", RetrySettings(max_attempts=2, backoff_initial=0.01),
-                            TimeoutSettings(), lambda *a: UpstreamUnavailable("x"))  # fmt: skip
+        client = _client(pool)
         async with server as base:
             with pytest.raises(UpstreamConnectionError) as failed:
                 await client.send(UpstreamCall("POST", base + "/v1/x", {}, b"{}"))
@@ -400,8 +405,7 @@ def test_http_client_retries_a_garbled_head() -> None:
 
     async def main() -> bytes:
         pool = UpstreamPool()
-        client = HttpClient(pool, "acme", RetrySettings(max_attempts=2, backoff_initial=0.01),
-                            TimeoutSettings(), lambda *a: UpstreamUnavailable("x"))  # fmt: skip
+        client = _client(pool)
         async with server as base:
             body = await client.send(UpstreamCall("POST", base + "/v1/x", {}, b"{}"))
         await pool.close()

@@ -186,19 +186,20 @@ class _Connection(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         self.complete = True
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
+        self._stop_timer()
         if not self.head.done():
             self.head.set_result(None)
         self._wake()
 
     # -- reading ---------------------------------------------------------------------------
 
-    def _rearm(self) -> None:
+    def _stop_timer(self) -> None:
         if self.timer is not None:
             self.timer.cancel()
-        self.timer = None
+            self.timer = None
+
+    def _rearm(self) -> None:
+        self._stop_timer()
         if not self.complete:
             self.timer = self.loop.call_at(self.deadline, self._deadline_passed)
 
@@ -211,9 +212,7 @@ class _Connection(asyncio.Protocol):
         if self.complete or self.error is not None:
             return
         self.error = error
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
+        self._stop_timer()
         if not self.head.done():
             self.head.set_exception(error)
             self.head.exception()  # retrieved: a failure nobody awaited is not worth a warning
@@ -222,9 +221,7 @@ class _Connection(asyncio.Protocol):
 
     def abort(self) -> None:
         self.closed = True
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
+        self._stop_timer()
         if self.transport is not None:
             self.transport.abort()
 
