@@ -33,7 +33,8 @@ async def test_same_rows_as_sqlalchemy_insert(database_url: str) -> None:
     engine = await open_engine(database_url)
     try:
         shapes = [{"metadata": None, "compression": {"dedup": 3}},
-                  {"metadata": {"app": "x"}, "compression": None, "ttft_ms": 0.5}]  # fmt: skip
+                  {"metadata": {"app": "x"}, "compression": None, "ttft_ms": 0.5},
+                  {"latency_ms": 3, "success": False, "stream": False}]  # fmt: skip
         async with engine.begin() as conn:
             await BulkInsert(requests).run(
                 conn, [_row(f"new{i}", **s) for i, s in enumerate(shapes)]
@@ -44,11 +45,17 @@ async def test_same_rows_as_sqlalchemy_insert(database_url: str) -> None:
         async with engine.connect() as conn:
             raw = {r.id: r._asdict() for r in await conn.execute(text("SELECT * FROM requests"))}
             typed = {r.id: r._asdict() for r in await conn.execute(select(requests))}
+            kinds = {}  # SQLite's storage class of every value (3 and 3.0 compare equal)
+            if database_url.startswith("sqlite"):
+                columns = ", ".join(f'typeof("{c.name}")' for c in requests.c)
+                query = text(f"SELECT id, {columns} FROM requests")
+                kinds = {r[0]: r[1:] for r in await conn.execute(query)}
     finally:
         await engine.dispose()
     for i in range(len(shapes)):
         assert {**raw[f"new{i}"], "id": ""} == {**raw[f"old{i}"], "id": ""}
         assert {**typed[f"new{i}"], "id": ""} == {**typed[f"old{i}"], "id": ""}
+        assert kinds.get(f"new{i}") == kinds.get(f"old{i}")
     assert typed["new1"]["metadata"] == {"app": "x"}
     assert typed["new0"]["created_at"] == dt.datetime(2026, 3, 1, 12, 30, 5, 123456, dt.UTC)
 

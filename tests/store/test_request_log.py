@@ -3,6 +3,7 @@ through the analytics API."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import Iterator
 from decimal import Decimal
@@ -247,6 +248,66 @@ async def test_a_backlog_goes_in_larger_batches_and_the_spill_file_a_batch_at_a_
         await engine.dispose()
     # the queued backlog in batches of up to 4 x batch_size, the spilled rows 3 at a time
     assert sizes == [12, 8] + [3] * 10
+
+
+async def _written(engine: Any, prefix: str, expected: int) -> int:
+    """How many ``prefix`` rows are in the database once ``expected`` are, or after 5 s."""
+    found = 0
+    for _ in range(100):
+        found = await _count(engine, prefix)
+        if found >= expected:
+            break
+        await asyncio.sleep(0.05)
+    return found
+
+
+async def test_a_full_batch_is_written_without_waiting_for_the_interval(
+    database_url: str, tmp_path: Path
+) -> None:
+    engine = await open_engine(database_url)
+    writer = LogWriter(engine, LogSettings(batch_size=3, flush_interval=60.0), tmp_path)
+    writer.start()
+    prefix = f"full-{tmp_path.name[-8:]}"
+    try:
+        for i in range(3):
+            writer.submit({**_row(i), "id": f"{prefix}-{i:04d}"})
+            await asyncio.sleep(0.01)  # the writer is waiting out its window by now
+        assert await _written(engine, prefix, 3) == 3  # no flush(): the third row woke it
+    finally:
+        await writer.close()
+        await engine.dispose()
+
+
+async def test_a_row_that_comes_during_a_backlog_is_written_without_more_traffic(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ten rows queued at once: the first 8 go (batch_size 2, four batches' worth at most);
+    seven more come while they are written, into a queue that is not empty, so none wakes the
+    writer. The next batch takes 8 of the 9 queued, and the one left is still written, one
+    interval later, with no flush and nothing else coming."""
+    engine = await open_engine(database_url)
+    writer = LogWriter(engine, LogSettings(batch_size=2, flush_interval=0.05), tmp_path)
+    prefix = f"during-{tmp_path.name[-8:]}"
+    sizes: list[int] = []
+    write = writer._write
+
+    async def submitting(batch: list[dict[str, Any]]) -> None:
+        sizes.append(len(batch))
+        if len(sizes) == 1:
+            for i in range(10, 17):
+                writer.submit({**_row(i), "id": f"{prefix}-{i:04d}"})
+        await write(batch)
+
+    monkeypatch.setattr(writer, "_write", submitting)
+    writer.start()
+    try:
+        for i in range(10):
+            writer.submit({**_row(i), "id": f"{prefix}-{i:04d}"})
+        assert await _written(engine, prefix, 17) == 17
+    finally:
+        await writer.close()
+        await engine.dispose()
+    assert sizes == [8, 8, 1]
 
 
 async def test_close_flushes_everything_accepted(database_url: str, tmp_path: Path) -> None:

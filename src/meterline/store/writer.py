@@ -40,8 +40,6 @@ def _decode(line: bytes) -> dict[str, Any]:
     return row
 
 
-_Item = dict[str, Any] | asyncio.Event | None  # a row, a flush marker, or the stop marker
-_NO_MARKER: dict[str, Any] = {}
 _BACKLOG_BATCHES = 4  # a batch takes up to this many times batch_size rows already queued
 
 
@@ -50,7 +48,12 @@ class LogWriter:
         self.engine = engine
         self.settings = settings
         self.spill_path = spill_dir / "requests.spill.jsonl"
-        self._queue: asyncio.Queue[_Item] = asyncio.Queue(settings.queue_size)
+        # Rows wait in a plain list, not an asyncio.Queue: a queue wakes the writer task for
+        # every row; this wakes it for the first row of a batch and for a full batch.
+        self._rows: list[dict[str, Any]] = []
+        self._wake = asyncio.Event()  # rows arrived, a batch filled, a flush or a stop asked
+        self._flushes: list[asyncio.Event] = []  # flush() calls waiting for the rows before them
+        self._stopping = False
         self._spill: TextIO | None = None
         self._task: asyncio.Task[None] | None = None
         self._insert = BulkInsert(requests)
@@ -63,14 +66,17 @@ class LogWriter:
 
     def submit(self, row: dict[str, Any]) -> None:
         """Queue ``row`` for writing; spill it to disk if the queue is full. Never blocks."""
-        try:
-            self._queue.put_nowait(row)
-        except asyncio.QueueFull:
+        rows = self._rows
+        if len(rows) >= self.settings.queue_size:
             self._spill_row(row)
+            return
+        rows.append(row)
+        if len(rows) == 1 or len(rows) == self.settings.batch_size:
+            self._wake.set()
 
     @property
     def backlog(self) -> int:
-        return self._queue.qsize()
+        return len(self._rows)
 
     def _spill_row(self, row: dict[str, Any]) -> None:
         if self._spill is None:
@@ -79,39 +85,38 @@ class LogWriter:
         self._spill.flush()
         self.spilled += 1
 
-    async def _next_batch(self) -> tuple[list[dict[str, Any]], _Item]:
-        """Rows until the batch is full, the flush interval passes, or a marker arrives."""
-        batch: list[dict[str, Any]] = []
-        first = await self._queue.get()
-        if not isinstance(first, dict):
-            return batch, first
-        batch.append(first)
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(self.settings.flush_interval):
-                while len(batch) < self.settings.batch_size:
-                    item = await self._queue.get()
-                    if not isinstance(item, dict):
-                        return batch, item
-                    batch.append(item)
-        most = self.settings.batch_size * _BACKLOG_BATCHES
-        while len(batch) < most and not self._queue.empty():  # queued already: no waiting
-            item = self._queue.get_nowait()
-            if not isinstance(item, dict):
-                return batch, item
-            batch.append(item)
-        return batch, _NO_MARKER
-
     async def _run(self) -> None:
+        settings = self.settings
         while True:
-            batch, marker = await self._next_batch()
-            if batch:
+            await self._wake.wait()
+            self._wake.clear()
+            if len(self._rows) < settings.batch_size and not self._asked():
+                # The batch window: a full batch, a flush or a stop ends it early.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(settings.flush_interval):
+                        await self._wake.wait()
+                self._wake.clear()
+            flushes, self._flushes = self._flushes, []  # waiting for the rows queued by now
+            stopping = self._stopping
+            queued = len(self._rows)  # rows that come while these are written wait their turn
+            while self._rows and (queued > 0 or stopping):
+                batch = self._rows[: settings.batch_size * _BACKLOG_BATCHES]
+                del self._rows[: len(batch)]
+                queued -= len(batch)
                 await self._write(batch)
-            if self._queue.empty() and self.spill_path.exists():
+            if self.spill_path.exists() and (not self._rows or flushes or stopping):
                 await self._reclaim_spill()
-            if isinstance(marker, asyncio.Event):
-                marker.set()
-            elif marker is None:
+            for done in flushes:
+                done.set()
+            if stopping:
+                for done in self._flushes:
+                    done.set()
                 return
+            if self._rows:  # came while earlier rows were still queued: no wake-up of their own
+                self._wake.set()
+
+    def _asked(self) -> bool:
+        return bool(self._flushes) or self._stopping
 
     async def _write(self, batch: list[dict[str, Any]]) -> None:
         for attempt in range(3):
@@ -145,13 +150,15 @@ class LogWriter:
         if self._task is None or self._task.done():
             return
         done = asyncio.Event()
-        await self._queue.put(done)
+        self._flushes.append(done)
+        self._wake.set()
         await done.wait()
 
     async def close(self) -> None:
         """Write everything accepted, then stop: nothing is lost at shutdown."""
         if self._task is not None and not self._task.done():
-            await self._queue.put(None)
+            self._stopping = True
+            self._wake.set()
             await self._task
         if self._spill is not None:
             self._spill.close()
