@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import subprocess
 import sys
@@ -53,3 +54,25 @@ def test_several_workers_with_redis_serve(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.communicate(timeout=30)
+
+
+async def test_a_serving_app_tunes_the_collector_once_started(tmp_path: Path) -> None:
+    """``meterline serve`` (and each of its workers, built by ``app_from_env``) freezes the
+    start-up heap and raises the young generation's threshold after the gateway has started;
+    an app built for embedding (or tests) leaves the collector alone."""
+    from meterline.app import create_app
+    from meterline.settings import LogSettings, Settings
+
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'a.db'}",
+                        log=LogSettings(spill_dir=str(tmp_path / "spill")))  # fmt: skip
+    before = gc.get_threshold()
+    try:
+        for server in (False, True):
+            gc.unfreeze()
+            app = create_app(settings, {}, server=server)
+            async with app.router.lifespan_context(app):
+                frozen, threshold = gc.get_freeze_count(), gc.get_threshold()
+            assert (frozen > 0, threshold == (7_000, 20, 20)) == (server, server)
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)

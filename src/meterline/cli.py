@@ -36,17 +36,6 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def tune_gc() -> None:
-    """Freeze what start-up built (modules, the catalog, settings) out of the collector's view
-    and collect the young generation less often: a request allocates hundreds of short-lived
-    objects, and full collections over the whole start-up heap showed up as latency spikes."""
-    import gc
-
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(7_000, 20, 20)
-
-
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -65,8 +54,7 @@ def _serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     if args.workers > 1:
         return _serve_workers(args, settings, host, port)
-    app = create_app(settings)
-    tune_gc()
+    app = create_app(settings, server=True)
     uvicorn.run(
         app,
         host=host,
