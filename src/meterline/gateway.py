@@ -33,6 +33,7 @@ from meterline.pipeline.limits import RateLimitStage
 from meterline.pipeline.log import RequestLog
 from meterline.pipeline.route import Resolver, RouteStage
 from meterline.providers import ProviderDeps, ProviderRegistry, register_models
+from meterline.providers.proxy import Proxies, ProxySettingError
 from meterline.providers.upstream import UpstreamPool
 from meterline.routing.experiments import Experiments
 from meterline.routing.explain import explain_route
@@ -40,7 +41,7 @@ from meterline.routing.feedback import FeedbackService
 from meterline.routing.llm_classifier import LLMClassifier
 from meterline.routing.policy import Router
 from meterline.routing.stats import RouteStats
-from meterline.settings import Settings, default_database_url
+from meterline.settings import ConfigError, ConfigProblem, Settings, default_database_url
 from meterline.store import LogWriter, open_engine
 from meterline.types import ChatRequest
 
@@ -57,6 +58,12 @@ class Gateway:
     def __init__(self, settings: Settings, env: Mapping[str, str] | None = None) -> None:
         self.settings = settings
         self.env = dict(os.environ if env is None else env)
+        try:
+            self.proxies = Proxies.from_env(self.env)  # HTTPS_PROXY, HTTP_PROXY, NO_PROXY
+        except ProxySettingError as exc:
+            raise ConfigError(
+                [ConfigProblem("environment", 0, 0, exc.variable, exc.message)]
+            ) from None
         self.catalog = Catalog.builtin()
         register_models(self.catalog, settings.providers)
         self._engine: AsyncEngine | None = None
@@ -97,7 +104,7 @@ class Gateway:
         self._writer = LogWriter(self._engine, self.settings.log, self._spill_dir())
         self._writer.start()
         self._session = aiohttp.ClientSession()
-        self._pool = UpstreamPool()
+        self._pool = UpstreamPool(proxies=self.proxies)
         deps = ProviderDeps(
             self._pool, self.catalog, self.settings.retry, self.settings.timeout, self.env
         )

@@ -7,9 +7,9 @@ origin, idle ones kept ``keepalive`` seconds), TLS, content-length, chunked and 
 bodies, gzip/deflate answers, the body handed over as it arrives (one piece per socket read),
 and two timers per call: the first byte of the answer's body, then the whole call. A pooled
 connection that the upstream closed while it sat idle is replaced and the request sent again,
-once, if nothing of the answer had arrived. Proxies, redirects, cookies and HTTP/2 are not
-spoken: providers' APIs need none of them. See ``benchmarks/NOTES.md`` (row 19) for why this is
-not aiohttp's client.
+once, if nothing of the answer had arrived. Outbound proxies come from the environment
+(``providers/proxy.py``). Redirects, cookies and HTTP/2 are not spoken: providers' APIs need
+none of them. See ``benchmarks/NOTES.md`` (row 19) for why this is not aiohttp's client.
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ from typing import cast
 from urllib.parse import urlsplit
 
 import httptools
+
+from meterline.providers.proxy import Proxies, Proxy, open_tunnel
 
 __all__ = ["Response", "UpstreamClosed", "UpstreamPool", "UpstreamTimedOut"]
 
@@ -64,13 +66,20 @@ def _split(url: str) -> tuple[_Origin, str, str]:
     return origin, target, f"host: {origin.host_header}\r\n"
 
 
-_Head = tuple[_Origin, bytes]
+def _origin_of(url: str) -> _Origin:
+    return _split(url)[0]
 
 
-def _head(method: str, url: str, headers: Mapping[str, str], length: int | None) -> _Head:
-    """The origin to send to, and the request's head."""
+def _head(
+    method: str, url: str, headers: Mapping[str, str], length: int | None, via: Proxy | None
+) -> bytes:
+    """The request's head; ``via``: an http proxy it is asked of (full URL as the target)."""
     origin, target, host = _split(url)
+    if via is not None:
+        target = f"http://{origin.host_header}{target}"
     lines = [f"{method} {target} HTTP/1.1\r\n", host]
+    if via is not None and via.authorization:
+        lines.append(f"proxy-authorization: {via.authorization}\r\n")
     for name, value in headers.items():
         if "\n" in value or "\r" in value or "\n" in name or "\r" in name:
             raise ValueError(f"header {name!r} holds a line break")
@@ -78,7 +87,7 @@ def _head(method: str, url: str, headers: Mapping[str, str], length: int | None)
     if length is not None:
         lines.append(f"content-length: {length}\r\n")
     lines.append("\r\n")
-    return origin, "".join(lines).encode()
+    return "".join(lines).encode()
 
 
 class _Connection(asyncio.Protocol):
@@ -319,10 +328,14 @@ class UpstreamPool:
         limit_per_host: int = 256,
         keepalive: float = 15.0,
         ssl_context: ssl.SSLContext | None = None,
+        proxies: Proxies | None = None,
     ) -> None:
         """``ssl_context``: for https origins; by default the system's trusted authorities
-        (``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` name others, as for Python's ``ssl``)."""
+        (``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` name others, as for Python's ``ssl``).
+        ``proxies``: outbound proxies (``Proxies.from_env``); none by default."""
         self.limit_per_host = limit_per_host
+        self.proxies = proxies or Proxies()
+        self._via: dict[_Origin, Proxy | None] = {}
         self.keepalive = keepalive
         self._idle: dict[_Origin, list[_Connection]] = {}
         self._slots: dict[_Origin, asyncio.Semaphore] = {}
@@ -343,7 +356,13 @@ class UpstreamPool:
         """Send a request and wait for the head of its answer (any status)."""
         if self._closed:
             raise RuntimeError("the upstream pool is closed")
-        origin, head = _head(method, url, headers, None if body is None else len(body))
+        origin = _origin_of(url)
+        if origin in self._via:
+            via = self._via[origin]
+        else:
+            via = self._via[origin] = self.proxies.choose(origin.scheme, origin.host, origin.port)
+        plain_proxy = via if origin.scheme == "http" else None
+        head = _head(method, url, headers, None if body is None else len(body), plain_proxy)
         data = head + body if body else head
         slots = self._slots.get(origin)
         if slots is None:
@@ -399,12 +418,23 @@ class UpstreamPool:
             if self._ssl is None:
                 self._ssl = ssl.create_default_context()
             context = self._ssl
+        via = self._via.get(origin)
         try:
             async with asyncio.timeout(timeout):
-                _, conn = await loop.create_connection(
-                    lambda: _Connection(loop), origin.host, origin.port, ssl=context,
-                    server_hostname=origin.host if context else None,
-                )  # fmt: skip
+                if via is None:
+                    _, conn = await loop.create_connection(
+                        lambda: _Connection(loop), origin.host, origin.port, ssl=context,
+                        server_hostname=origin.host if context else None,
+                    )  # fmt: skip
+                elif context is None:  # http: the proxy is asked with the full URL
+                    _, conn = await loop.create_connection(lambda: _Connection(loop), via.host,
+                                                           via.port)  # fmt: skip
+                else:  # https: TLS to the origin inside a CONNECT tunnel
+                    sock = await open_tunnel(via, origin.host, origin.port, loop)
+                    _, conn = await loop.create_connection(
+                        lambda: _Connection(loop), sock=sock, ssl=context,
+                        server_hostname=origin.host,
+                    )  # fmt: skip
         except TimeoutError:
             raise UpstreamTimedOut(f"could not connect within {timeout:g}s") from None
         return conn

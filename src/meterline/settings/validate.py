@@ -29,7 +29,7 @@ class ConfigProblem:
     message: str
 
     def __str__(self) -> str:
-        where = f"{self.source}:{self.line}:{self.column}"
+        where = f"{self.source}:{self.line}:{self.column}" if self.line else self.source
         return f"{where}: {self.path or '(top level)'}: {self.message}"
 
 
