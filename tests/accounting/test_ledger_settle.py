@@ -3,6 +3,10 @@ still go out when a settlement crosses a threshold."""
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
+from typing import Any
+
 from meterline.accounting.counters import MemoryCounters
 from meterline.accounting.ledger import Ledger, Reservation, usd_to_pusd
 from meterline.accounting.rules import Rule
@@ -79,3 +83,22 @@ def test_rule_keys_name_scope_subject_and_window() -> None:
     [hold] = ledger.holds([rule])
     assert hold.key.startswith("spend:tenant:acme:daily:")
     assert hold.limit == 1 and hold.ttl > 2 * 86_400
+
+
+async def test_holds_are_reused_until_their_window_ends(monkeypatch: Any) -> None:
+    """A rule list's holds are made once and reused (same objects) — but never past the end of
+    a window: a request just after midnight counts in the new day."""
+    ledger, _, _ = _ledger()
+    rules = ledger.rules_for(Principal(tenant="acme"), None, "openai")
+    before_midnight = dt.datetime(2026, 3, 1, 23, 59, 59, 800_000, dt.UTC)
+    monkeypatch.setattr(ledger, "_now", lambda: before_midnight)
+    first = ledger.holds(rules)
+    assert ledger.holds(rules) is first  # reused
+    assert first[0].key.endswith("2026-03-01")
+    monkeypatch.setattr(ledger, "_now", lambda: before_midnight + dt.timedelta(seconds=0.3))
+    await asyncio.sleep(0.25)  # the remembered holds expired with the day (0.2 s left of it)
+    after = ledger.holds(rules)
+    assert after is not first and after[0].key.endswith("2026-03-02")
+    # a reservation made from the remembered holds counts under the new day's counter
+    result = await ledger.reserve(rules, usd_to_pusd("0.10"), after)
+    assert isinstance(result, Reservation) and result.keys == [h.key for h in after]

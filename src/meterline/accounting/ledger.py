@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import time
 from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +34,7 @@ __all__ = ["Ledger", "Reservation", "usd_to_pusd"]
 log = logging.getLogger("meterline.accounting")
 
 _ALERT_THRESHOLDS = (80, 100)
+_HOLDS_FOR = 30.0  # seconds a rule list's holds are reused (never past a window's end)
 _SCOPE_COLUMNS = {"tenant": requests.c.tenant, "team": requests.c.team, "key": requests.c.key_id,
                   "provider": requests.c.provider}  # fmt: skip
 
@@ -64,6 +66,10 @@ class Ledger:
         self._fixed = self._configured()
         self._rules = list(self._fixed)
         self._applicable: dict[tuple[object, ...], list[Rule]] = {}  # rules_for, remembered
+        # holds() remembered per rule list (by identity; the entry keeps the list alive, so
+        # its id is not reused) until a window ends or _HOLDS_FOR passes: (list, expiry, holds)
+        self._held: dict[int, tuple[list[Rule], float, list[Hold]]] = {}
+        self._merged: dict[int, tuple[list[Hold], list[Hold]]] = {}  # holds → merged per counter
 
     def _configured(self) -> list[Rule]:
         acc = self.settings
@@ -90,6 +96,8 @@ class Ledger:
                 if r.kind != "budget" or (r.scope, r.subject, r.period) not in stored]  # fmt: skip
         self._rules = kept + self._stored
         self._applicable.clear()
+        self._held.clear()
+        self._merged.clear()
 
     def rules_for(
         self, principal: Principal, key: ApiKey | None, provider: str | None
@@ -115,9 +123,30 @@ class Ledger:
         return dt.datetime.now(dt.UTC)
 
     def holds(self, rules: Iterable[Rule], now: dt.datetime | None = None) -> list[Hold]:
-        """Each rule's counter in its current window, in order."""
-        now = now or self._now()
-        return [r.hold(now, self.settings.timezone) for r in rules]
+        """Each rule's counter in its current window, in order. For a list from
+        :meth:`rules_for` (and no ``now``) the same holds come back until one of the windows
+        ends, or for ``_HOLDS_FOR`` seconds: a hold's key changes only with its window, and its
+        TTL (the window's end plus two days' grace) may run a few seconds long."""
+        if now is not None or not isinstance(rules, list):
+            return [r.hold(now or self._now(), self.settings.timezone) for r in rules]
+        found = self._held.get(id(rules))
+        clock = time.monotonic()
+        if found is not None and found[0] is rules and clock < found[1]:
+            return found[2]
+        now, tz = self._now(), self.settings.timezone
+        each = [r.hold(now, tz) for r in rules]
+        ends = [(r.window(now, tz).end - now).total_seconds() for r in rules]
+        if len(self._merged) >= 10_000:  # callers come and go; keep the memory bounded
+            self._held.clear()
+            self._merged.clear()
+        self._held[id(rules)] = (rules, clock + min([_HOLDS_FOR, *ends]), each)
+        self._merged[id(each)] = (each, self._merged_holds(each))
+        return each
+
+    def _merged_for(self, each: list[Hold]) -> list[Hold]:
+        """:meth:`_merged_holds` of ``each``, remembered when ``each`` came from :meth:`holds`."""
+        found = self._merged.get(id(each))
+        return found[1] if found is not None and found[0] is each else self._merged_holds(each)
 
     async def levels(self, rules: list[Rule], holds: list[Hold] | None = None) -> list[Level]:
         """Each rule's spend and reservations (``holds``: the rules' own, when already made)."""
@@ -149,7 +178,7 @@ class Ledger:
         which the room left is worked out instead of reading the counters again (it is only
         reported, in a header, so a concurrent request slipping in between does no harm)."""
         each = each or self.holds(rules)  # one per rule, in order
-        holds = self._merged_holds(each)
+        holds = self._merged_for(each)
         refused = await self.counters.reserve(holds, amount)
         if refused is not None:
             full = holds[refused]

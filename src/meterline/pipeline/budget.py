@@ -8,6 +8,7 @@ reservation is settled with the actual cost (zero on error).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from meterline.accounting.counters import Hold, Level
@@ -113,10 +114,7 @@ class BudgetStage:
         assert ctx.route is not None
         original = ctx.route
         refused: Rule | None = None
-        order = candidates
-        if candidates[0] is original.model:  # not downgraded: cheaper models only if it won't fit
-            order = [original.model, *self._cheaper(ctx)]
-        for model in order:
+        for model in self._candidates(ctx, candidates):
             amount = worst_case_cost(ctx.request, model)
             if model.provider == original.provider:
                 result = await self.ledger.reserve(read.rules, amount, read.holds, read.levels)
@@ -131,6 +129,14 @@ class BudgetStage:
         assert refused is not None
         self.ledger.refused_later(refused)
         raise _refusal(refused, "has no room for this request (its worst-case cost was reserved)")
+
+    def _candidates(self, ctx: RequestContext, candidates: list[ModelInfo]) -> Iterator[ModelInfo]:
+        """``candidates`` in turn; when that is the routed model alone (not downgraded), the
+        cheaper models after it — worked out only if it does not fit."""
+        assert ctx.route is not None
+        yield from candidates
+        if len(candidates) == 1 and candidates[0] is ctx.route.model:
+            yield from self._cheaper(ctx)
 
     def _reroute(self, ctx: RequestContext, model: ModelInfo, original: Route, ratio: float,
                  refused: Rule | None) -> None:  # fmt: skip
