@@ -59,11 +59,11 @@ class CompressStage:
         if ctx.headers.get("x-meterline-compress", "on").lower() in ("off", "false", "0"):
             return None
         config = self._config(ctx)
-        if not config.enabled or _client_caches(ctx):
+        if not config.enabled:
             return None
         size = sum(len(p.text) for m in ctx.request.messages for p in m.parts
                    if isinstance(p, TextPart))  # fmt: skip
-        if size < config.min_chars:
+        if size < config.min_chars or _client_caches(ctx):
             return None
         try:
             smaller, report = compress(ctx.request, self._settings(ctx, config))
