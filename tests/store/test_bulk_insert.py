@@ -12,7 +12,7 @@ from sqlalchemy import insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from meterline.store import inserts, open_engine
-from meterline.store.inserts import BulkInsert
+from meterline.store.inserts import BulkInsert, SQLiteBatches
 from meterline.store.schema import requests
 
 
@@ -126,3 +126,44 @@ async def test_sqlite_binds_none_and_bool_through_registered_adapters(tmp_path: 
         row = con.execute("SELECT ?, typeof(?), ?, typeof(?), ?, typeof(?)",
                           (None, None, True, True, False, False)).fetchone()  # fmt: skip
     assert row == (None, "null", 1, "integer", 0, "integer")
+
+
+async def test_sqlite_batches_store_what_sqlalchemy_stores(tmp_path: Any) -> None:
+    """The log writer's own SQLite connection (one hand-over per batch) stores the same values
+    and storage classes as SQLAlchemy's insert; a batch that fails is rolled back whole and the
+    connection takes the next one."""
+    path = tmp_path / "a.db"
+    engine = await open_engine(f"sqlite:///{path}")
+    batches = SQLiteBatches(str(path))
+    shapes = [{"metadata": {"app": "x"}, "compression": None, "latency_ms": 3},
+              {"metadata": None, "compression": {"dedup": 3}, "stream": False}]  # fmt: skip
+    insert_ = BulkInsert(requests)
+    try:
+        new = [_row(f"new{i}", **shape) for i, shape in enumerate(shapes)]
+        statements = await insert_.sqlite_statements(engine.dialect, new)
+        assert statements is not None
+        await batches.write(statements)
+        clash = await insert_.sqlite_statements(engine.dialect, [_row("late"), _row("new0")])
+        assert clash is not None
+        with pytest.raises(sqlite3.IntegrityError):
+            await batches.write(clash)  # new0 exists: nothing of this batch stays
+        again = await insert_.sqlite_statements(engine.dialect, [_row("late")])
+        assert again is not None
+        await batches.write(again)
+        async with engine.begin() as conn:
+            await conn.execute(
+                insert(requests), [_row(f"old{i}", **s) for i, s in enumerate(shapes)]
+            )
+        async with engine.connect() as conn:
+            columns = ", ".join(
+                f'"{c.name}", typeof("{c.name}")' for c in requests.c if c.name != "id"
+            )
+            found = {
+                r[0]: r[1:] for r in await conn.execute(text(f"SELECT id, {columns} FROM requests"))
+            }
+    finally:
+        await batches.close()
+        await engine.dispose()
+    assert sorted(found) == ["late", "new0", "new1", "old0", "old1"]
+    for i in range(len(shapes)):
+        assert found[f"new{i}"] == found[f"old{i}"]

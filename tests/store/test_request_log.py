@@ -328,3 +328,34 @@ async def test_migrations_are_idempotent(database_url: str) -> None:
         async with engine.connect() as conn:
             await conn.execute(select(func.count()).select_from(requests))
         await engine.dispose()
+
+
+async def test_a_sqlite_backlog_goes_in_one_hand_over_and_a_batch_through_the_engine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows queued beyond a batch go to SQLite on the writer's own connection in one
+    hand-over per write; a batch that kept up goes through the engine, statement by statement."""
+    from meterline.store.inserts import SQLiteBatches
+
+    engine = await open_engine(f"sqlite:///{tmp_path / 'log.db'}")
+    writer = LogWriter(engine, LogSettings(batch_size=3, flush_interval=0.01), tmp_path)
+    own: list[int] = []
+    write = SQLiteBatches.write
+
+    async def counting(self: SQLiteBatches, statements: list[Any]) -> None:
+        own.append(len(statements))
+        await write(self, statements)
+
+    monkeypatch.setattr(SQLiteBatches, "write", counting)
+    writer.start()
+    try:
+        for i in range(10):  # queued at once: a backlog of 10 rows, one write of up to 12
+            writer.submit({**_row(i), "id": f"own-{i:04d}"})
+        await writer.flush()
+        writer.submit({**_row(10), "id": "own-0010"})  # one row: the engine's way
+        await writer.flush()
+        assert await _count(engine, "own-") == 11
+    finally:
+        await writer.close()
+        await engine.dispose()
+    assert own == [1]  # the backlog: one hand-over (one statement of 16 rows, 6 of them padding)
