@@ -45,7 +45,7 @@ __all__ = ["BulkInsert", "SQLiteBatches"]
 _SQLITE_VARIABLES = 32_766 if sqlite3.sqlite_version_info >= (3, 32, 0) else 999
 _STATEMENT_ROWS = (512, 64, 16)  # rows per statement: the largest that many rows are left for
 _SLICE = 25  # rows converted between two yields to the event loop
-_SLICE_BACKLOG = 400  # the same for batches of more than 512 rows: a writer catching up
+_SLICE_BACKLOG = 100  # the same for batches of more than 512 rows: a writer catching up
 # Types whose bind processors change nothing that SQLite stores: booleans go through the
 # adapter ``store.db`` registers (``int``), and integers in a REAL column are stored as REAL.
 _SQLITE_NEEDLESS = (Boolean, Float)
