@@ -2,9 +2,10 @@
 
 The request path calls :meth:`LogWriter.submit`, which never waits: the row goes into a bounded
 in-memory queue. One task drains it in batches of ``batch_size`` rows — up to four times that
-while a backlog is queued, so a busy writer spends fewer round trips per row. When the queue is
-full the row is appended to a spill file on disk (never dropped); spilled rows are written back,
-a batch at a time, once the queue is empty, and rows still queued at shutdown are flushed.
+while a backlog is queued, so a busy writer spends fewer round trips per row; on SQLite a
+backlog goes to the database in one hand-over (``store.inserts.SQLiteBatches``). When the queue
+is full the row is appended to a spill file on disk (never dropped); spilled rows are written
+back, a batch at a time, once the queue is empty, and rows still queued at shutdown are flushed.
 """
 
 from __future__ import annotations
