@@ -99,6 +99,7 @@ async def test_holds_are_reused_until_their_window_ends(monkeypatch: Any) -> Non
     await asyncio.sleep(0.25)  # the remembered holds expired with the day (0.2 s left of it)
     after = ledger.holds(rules)
     assert after is not first and after[0].key.endswith("2026-03-02")
+    assert len(ledger._merged) == 1  # the old holds' merge was let go
     # a reservation made from the remembered holds counts under the new day's counter
     result = await ledger.reserve(rules, usd_to_pusd("0.10"), after)
     assert isinstance(result, Reservation) and result.keys == [h.key for h in after]

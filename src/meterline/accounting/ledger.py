@@ -126,13 +126,15 @@ class Ledger:
         """Each rule's counter in its current window, in order. For a list from
         :meth:`rules_for` (and no ``now``) the same holds come back until one of the windows
         ends, or for ``_HOLDS_FOR`` seconds: a hold's key changes only with its window, and its
-        TTL (the window's end plus two days' grace) may run a few seconds long."""
+        TTL (the window's end plus two days' grace) may run up to ``_HOLDS_FOR`` seconds long."""
         if now is not None or not isinstance(rules, list):
             return [r.hold(now or self._now(), self.settings.timezone) for r in rules]
         found = self._held.get(id(rules))
         clock = time.monotonic()
         if found is not None and found[0] is rules and clock < found[1]:
             return found[2]
+        if found is not None:  # the list's previous holds: their merge is not asked for again
+            self._merged.pop(id(found[2]), None)
         now, tz = self._now(), self.settings.timezone
         each = [r.hold(now, tz) for r in rules]
         ends = [(r.window(now, tz).end - now).total_seconds() for r in rules]
