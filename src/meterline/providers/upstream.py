@@ -66,15 +66,16 @@ def _split(url: str) -> tuple[_Origin, str, str]:
     return origin, target, f"host: {origin.host_header}\r\n"
 
 
-def _origin_of(url: str) -> _Origin:
-    return _split(url)[0]
-
-
 def _head(
-    method: str, url: str, headers: Mapping[str, str], length: int | None, via: Proxy | None
+    method: str,
+    split: tuple[_Origin, str, str],
+    headers: Mapping[str, str],
+    length: int | None,
+    via: Proxy | None,
 ) -> bytes:
-    """The request's head; ``via``: an http proxy it is asked of (full URL as the target)."""
-    origin, target, host = _split(url)
+    """The request's head (``split``: what :func:`_split` made of its URL); ``via``: an http
+    proxy it is asked of (full URL as the target)."""
+    origin, target, host = split
     if via is not None:
         target = f"http://{origin.host_header}{target}"
     lines = [f"{method} {target} HTTP/1.1\r\n", host]
@@ -356,13 +357,14 @@ class UpstreamPool:
         """Send a request and wait for the head of its answer (any status)."""
         if self._closed:
             raise RuntimeError("the upstream pool is closed")
-        origin = _origin_of(url)
+        split = _split(url)
+        origin = split[0]
         if origin in self._via:
             via = self._via[origin]
         else:
             via = self._via[origin] = self.proxies.choose(origin.scheme, origin.host, origin.port)
         plain_proxy = via if origin.scheme == "http" else None
-        head = _head(method, url, headers, None if body is None else len(body), plain_proxy)
+        head = _head(method, split, headers, None if body is None else len(body), plain_proxy)
         data = head + body if body else head
         slots = self._slots.get(origin)
         if slots is None:

@@ -39,6 +39,8 @@ from sqlalchemy import Boolean, Float, Table, insert
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from meterline.store.db import sqlite_pragmas
+
 __all__ = ["BulkInsert", "SQLiteBatches"]
 
 # Bound parameters one SQLite statement may hold (SQLITE_MAX_VARIABLE_NUMBER's default).
@@ -59,6 +61,11 @@ class _Plan:
     processors: tuple[tuple[int, Callable[[Any], Any]], ...]  # (where in ``names``, processor)
     positional: bool
     key: int | None  # where the primary key's first column (never NULL) sits in ``names``
+
+    def fills_defaults(self, keys: tuple[str, ...]) -> bool:
+        """The statement names columns the rows lack (Python-side defaults to fill in), which
+        only SQLAlchemy's own insert does."""
+        return not set(self.names) <= set(keys)
 
 
 class BulkInsert:
@@ -93,7 +100,7 @@ class BulkInsert:
         """Insert ``rows`` (grouped by their keys) in the current transaction."""
         for keys, group in _groups(rows).items():
             plan = self._plan(conn.dialect, keys)
-            if not set(plan.names) <= set(keys):  # a column default to fill in: SQLAlchemy's way
+            if plan.fills_defaults(keys):
                 await conn.execute(insert(self.table), group)
                 continue
             params = await _convert(plan, group)
@@ -112,7 +119,7 @@ class BulkInsert:
         statements: list[tuple[str, tuple[Any, ...]]] = []
         for keys, group in _groups(rows).items():
             plan = self._plan(dialect, keys)
-            if not set(plan.names) <= set(keys) or not plan.positional or plan.key is None:
+            if plan.fills_defaults(keys) or not plan.positional or plan.key is None:
                 return None
             statements += _many_rows(plan, plan.key, await _convert(plan, group))
         return statements
@@ -141,9 +148,7 @@ class SQLiteBatches:
         db = self._db
         if db is None:
             db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.execute("PRAGMA busy_timeout=5000")
+            sqlite_pragmas(db)
             self._db = db
         db.execute("BEGIN IMMEDIATE")
         try:
