@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-import subprocess
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -22,7 +21,14 @@ from meterline.providers.http import HttpClient, UpstreamCall
 from meterline.providers.proxy import Proxies, Proxy, ProxyRefused
 from meterline.providers.upstream import UpstreamPool
 from meterline.settings import ConfigError, RetrySettings, Settings, TimeoutSettings
-from tests.providers.test_upstream_pool import TIMES, Server, answer, keep_answering, run
+from tests.providers.test_upstream_pool import (
+    TIMES,
+    Server,
+    answer,
+    keep_answering,
+    run,
+    self_signed,
+)
 
 __all__ = ["run"]  # the asyncio / uvloop fixture
 
@@ -133,15 +139,7 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
 
 @pytest.fixture(scope="module")
 def named_certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    folder = tmp_path_factory.mktemp("tls-named")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-         "-subj", f"/CN={HOST}", "-addext", f"subjectAltName=DNS:{HOST}",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    return cert, key
+    return self_signed(tmp_path_factory.mktemp("tls-named"), HOST, f"DNS:{HOST}")
 
 
 def test_https_goes_through_a_connect_tunnel_with_tls_end_to_end(

@@ -327,17 +327,21 @@ def test_abandoned_answer_closes_its_connection_and_limit_is_kept(run: Any) -> N
     assert server.connections == 2
 
 
-@pytest.fixture(scope="module")
-def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    folder = tmp_path_factory.mktemp("tls")
+def self_signed(folder: Path, name: str, alt_name: str) -> tuple[Path, Path]:
+    """A certificate for ``name`` (``alt_name``: ``IP:…`` or ``DNS:…``) and its key."""
     cert, key = folder / "cert.pem", folder / "key.pem"
     subprocess.run(
         ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-subj", f"/CN={name}", "-addext", f"subjectAltName={alt_name}",
          "-keyout", str(key), "-out", str(cert)],
         check=True, capture_output=True,
     )  # fmt: skip
     return cert, key
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    return self_signed(tmp_path_factory.mktemp("tls"), "127.0.0.1", "IP:127.0.0.1")
 
 
 def test_https_with_a_trusted_authority(run: Any, certificate: tuple[Path, Path]) -> None:
