@@ -33,6 +33,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
+from meterline.pipeline import new_request_id
 from meterline.settings import LogSettings
 from meterline.store import LogWriter, open_engine
 from meterline.store.schema import requests
@@ -57,8 +58,9 @@ class Result:
 
 def sample_row(n: int) -> dict[str, Any]:
     """A request-log row as the log stage builds it (every column filled in)."""
+    request_id = new_request_id()  # time-ordered, as the gateway makes them
     return {
-        "id": f"{secrets.token_hex(8)}{n:08x}", "created_at": dt.datetime.now(dt.UTC),
+        "id": request_id, "created_at": dt.datetime.now(dt.UTC),
         "tenant": "bench", "key_id": "key_bench", "surface": "openai", "provider": "openai",
         "model_requested": "gpt-4o-mini", "model": "gpt-4o-mini",
         "route_reason": "catalog: gpt-4o-mini served by openai", "status": "ok",
@@ -69,7 +71,7 @@ def sample_row(n: int) -> dict[str, Any]:
         "metadata": {"app": "bench"}, "team": None, "user": None,
         "budget_remaining_pusd": 999_999_000_000, "cache_hit": False, "tokens_before": None,
         "tokens_after": None, "compression": None, "task_type": "chat", "complexity": 1,
-        "language": None, "stack": None, "domain": None, "request_group_id": None,
+        "language": None, "stack": None, "domain": None, "request_group_id": request_id,
         "attempt": 1, "experiment": None, "arm": None, "success": True,
     }  # fmt: skip
 

@@ -26,7 +26,13 @@ Completion = Callable[["RequestContext", "Outcome"], None]
 
 
 def new_request_id() -> str:
-    return os.urandom(12).hex()  # what secrets.token_hex does, without two layers on top
+    """32 hex digits: the time in milliseconds (12), then 80 random bits (20).
+
+    Time first, so ids sort by when they were made and the request log's key and group indexes
+    grow at their end: with random ids every row landed on a random page of both B-trees, which
+    cost SQLite 3-5x the CPU per logged row once the table held ~100k rows (NOTES.md row 29).
+    """
+    return (time.time_ns() // 1_000_000).to_bytes(6, "big").hex() + os.urandom(10).hex()
 
 
 @dataclass(frozen=True, slots=True)
