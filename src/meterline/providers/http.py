@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import AsyncGenerator, Callable
-from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -100,38 +99,47 @@ class HttpClient:
             while (data := await response.piece()) is not None:
                 yield data
             finished = True
-        except TimeoutError as exc:
-            raise UpstreamTimeout(f"{self.provider} {exc}", provider=self.provider) from None
-        except ConnectionError as exc:
-            raise UpstreamConnectionError(
-                f"{self.provider} broke off the stream: {exc}", provider=self.provider
-            ) from None
+        except (TimeoutError, ConnectionError) as exc:
+            raise self._broken_off(exc) from None
         finally:
             if finished:
                 response.release()
             else:
                 response.close()
 
-    async def events(self, call: UpstreamCall) -> AsyncGenerator[list[SSEEvent], None]:
-        """The server-sent events of a streamed answer (see :meth:`stream`), a list per read
-        that completed at least one, including a last one the upstream left unterminated."""
-        decoder = SSEDecoder()
-        async with aclosing(self.stream(call)) as body:
-            async for data in body:
-                if events := decoder.feed(data):
-                    yield events
-        if events := decoder.close():
-            yield events
-
     async def decoded(
         self, call: UpstreamCall, decode: Callable[[SSEEvent], list[T]]
     ) -> AsyncGenerator[list[T], None]:
-        """What ``decode`` makes of each event of a streamed answer, one list per read that
-        made anything (see :data:`meterline.types.ChunkStream`)."""
-        async with aclosing(self.events(call)) as reads:
-            async for events in reads:
-                if batch := [item for event in events for item in decode(event)]:
+        """What ``decode`` makes of each server-sent event of a streamed answer (see
+        :meth:`stream`), one list per read that made anything, including from a last event
+        the upstream left unterminated (see :data:`meterline.types.ChunkStream`).
+
+        It reads the answer itself rather than through :meth:`stream`: a generator layer less
+        per read and at the close of every stream."""
+        decoder = SSEDecoder()
+        response = await self.open(call)
+        finished = False
+        try:
+            while (data := await response.piece()) is not None:
+                if batch := [item for event in decoder.feed(data) for item in decode(event)]:
                     yield batch
+            finished = True
+        except (TimeoutError, ConnectionError) as exc:
+            raise self._broken_off(exc) from None
+        finally:
+            if finished:
+                response.release()
+            else:
+                response.close()
+        if batch := [item for event in decoder.close() for item in decode(event)]:
+            yield batch
+
+    def _broken_off(self, exc: TimeoutError | ConnectionError) -> ProviderError:
+        if isinstance(exc, TimeoutError):
+            return UpstreamTimeout(f"{self.provider} {exc}", provider=self.provider)
+        return UpstreamConnectionError(
+            f"{self.provider} broke off the stream: {exc}", provider=self.provider
+        )
 
     def json(self, raw: bytes | str) -> Any:
         """``raw`` parsed; an upstream that sends something else is unavailable, not a bug here."""

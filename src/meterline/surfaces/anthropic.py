@@ -15,7 +15,7 @@ from starlette.routing import Route
 from meterline.errors import GatewayError
 from meterline.pipeline import RequestContext
 from meterline.surfaces.base import Surface
-from meterline.surfaces.http import json_response, read_json
+from meterline.surfaces.http import LastPiece, json_response, read_json
 from meterline.tokens import count_messages
 from meterline.types import ChatRequest, ChatResponse, ChunkStream
 from meterline.wire.anthropic_request import decode_request
@@ -74,9 +74,9 @@ class AnthropicSurface(Surface):
                 if frames := b"".join(frame(*e) for c in chunks for e in encoder.encode(c)):
                     yield pending + frames
                     pending = b""
-            yield pending + b"".join(frame(*event) for event in encoder.finish(usage))
+            yield LastPiece(pending + b"".join(frame(*event) for event in encoder.finish(usage)))
         except GatewayError as exc:
-            yield pending + frame("error", encode_error(exc))
+            yield LastPiece(pending + frame("error", encode_error(exc)))
         finally:
             await reads.aclose()  # type: ignore[attr-defined]
 

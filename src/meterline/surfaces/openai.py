@@ -13,13 +13,15 @@ from starlette.routing import Route
 from meterline.errors import GatewayError
 from meterline.pipeline import RequestContext
 from meterline.surfaces.base import Surface
-from meterline.surfaces.http import json_response
+from meterline.surfaces.http import LastPiece, json_response
 from meterline.types import ChatRequest, ChatResponse, ChunkStream
 from meterline.wire.openai_request import decode_request
 from meterline.wire.openai_response import StreamEncoder, encode_error, encode_response
 from meterline.wire.sse import encode_event
 
 __all__ = ["OpenAISurface"]
+
+_DONE = LastPiece(b"data: [DONE]\n\n")
 
 
 def _model_name(ctx: RequestContext) -> str:
@@ -55,10 +57,10 @@ class OpenAISurface(Surface):
                     encode_event(orjson.dumps(body)) for c in chunks for body in encoder.encode(c)
                 ):
                     yield frames
-            yield b"data: [DONE]\n\n"
+            yield _DONE
         except GatewayError as exc:
             # Headers are gone already; OpenAI reports a mid-stream failure as an error event.
-            yield encode_event(orjson.dumps(encode_error(exc)))
+            yield LastPiece(encode_event(orjson.dumps(encode_error(exc))))
         finally:
             await reads.aclose()  # type: ignore[attr-defined]
 
