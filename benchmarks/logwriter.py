@@ -2,7 +2,7 @@
 path ever waits on it, on SQLite and PostgreSQL.
 
     .venv/bin/python benchmarks/logwriter.py [--rate 5000] [--seconds 10]
-        [--postgres postgresql://postgres@127.0.0.1:5432/test]
+        [--postgres postgresql://postgres@127.0.0.1:5432/test] [--prefill 150000] [--random-ids]
 
 Two measurements per database, in one event loop with the real :class:`LogWriter`:
 
@@ -56,9 +56,10 @@ class Result:
     loop_lag_max_ms: float
 
 
-def sample_row(n: int) -> dict[str, Any]:
-    """A request-log row as the log stage builds it (every column filled in)."""
-    request_id = new_request_id()  # time-ordered, as the gateway makes them
+def sample_row(n: int, random_ids: bool = False) -> dict[str, Any]:
+    """A request-log row as the log stage builds it (every column filled in); ``random_ids``:
+    ids of 32 random hex digits, as the gateway made them before NOTES.md row 29."""
+    request_id = secrets.token_hex(16) if random_ids else new_request_id()  # time-ordered
     return {
         "id": request_id, "created_at": dt.datetime.now(dt.UTC),
         "tenant": "bench", "key_id": "key_bench", "surface": "openai", "provider": "openai",
@@ -98,16 +99,16 @@ class _LagMonitor:
         self._task.cancel()
 
 
-async def _capacity(writer: LogWriter, rows: int, first: int) -> float:
+async def _capacity(writer: LogWriter, rows: int, first: int, random_ids: bool) -> float:
     started = time.perf_counter()
     for n in range(first, first + rows):
-        writer.submit(sample_row(n))
+        writer.submit(sample_row(n, random_ids))
     await writer.flush()
     return rows / (time.perf_counter() - started)
 
 
 async def _sustained(
-    writer: LogWriter, rate: float, seconds: float, first: int
+    writer: LogWriter, rate: float, seconds: float, first: int, random_ids: bool
 ) -> tuple[int, float, int, float, list[float]]:
     """Submit at ``rate`` for ``seconds``; (rows, rows/s written, max backlog, slowest
     submit in µs, loop lags)."""
@@ -118,7 +119,7 @@ async def _sustained(
         while sent < total:
             due = min(total, int((time.perf_counter() - started) * rate) + 1)
             for n in range(first + sent, first + due):
-                row = sample_row(n)
+                row = sample_row(n, random_ids)
                 before = time.perf_counter()
                 writer.submit(row)
                 slowest = max(slowest, time.perf_counter() - before)
@@ -130,16 +131,20 @@ async def _sustained(
     return total, total / elapsed, backlog, slowest * 1e6, sorted(monitor.lags)
 
 
-async def measure(database_url: str, rate: float, seconds: float, spill_dir: Path) -> Result:
-    """Both measurements against ``database_url`` (an empty database with the schema)."""
+async def measure(database_url: str, rate: float, seconds: float, spill_dir: Path,
+                  prefill: int = 0, random_ids: bool = False) -> Result:  # fmt: skip
+    """Both measurements against ``database_url`` (an empty database with the schema), after
+    ``prefill`` rows written first (a table that has been logging for a while)."""
     engine = await open_engine(database_url)
     settings = LogSettings()
     writer = LogWriter(engine, settings, spill_dir)
     writer.start()
     try:
-        capacity = await _capacity(writer, settings.queue_size, 0)
+        for first in range(0, prefill, settings.queue_size):
+            await _capacity(writer, min(settings.queue_size, prefill - first), first, random_ids)
+        capacity = await _capacity(writer, settings.queue_size, prefill, random_ids)
         sent, written_rate, backlog, slowest, lags = await _sustained(
-            writer, rate, seconds, settings.queue_size
+            writer, rate, seconds, prefill + settings.queue_size, random_ids
         )
     finally:
         await writer.close()
@@ -149,12 +154,12 @@ async def measure(database_url: str, rate: float, seconds: float, spill_dir: Pat
     lag_p99 = lags[int(0.99 * (len(lags) - 1))] * 1000 if lags else 0.0
     return Result(
         make_url(database_url).get_backend_name(), capacity, rate, written_rate, written,
-        settings.queue_size + sent, backlog, writer.spilled, slowest,
+        prefill + settings.queue_size + sent, backlog, writer.spilled, slowest,
         lag_p99, lags[-1] * 1000 if lags else 0.0,
     )  # fmt: skip
 
 
-async def _with_postgres(admin_url: str, rate: float, seconds: float, spill: Path) -> Result:
+async def _with_postgres(admin_url: str, args: argparse.Namespace, spill: Path) -> Result:
     import asyncpg
 
     name = f"meterline_logbench_{secrets.token_hex(4)}"
@@ -164,7 +169,7 @@ async def _with_postgres(admin_url: str, rate: float, seconds: float, spill: Pat
     try:
         await conn.execute(f'CREATE DATABASE "{name}"')
         url = admin.set(database=name).render_as_string(hide_password=False)
-        return await measure(url, rate, seconds, spill)
+        return await measure(url, args.rate, args.seconds, spill, args.prefill, args.random_ids)
     finally:
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await conn.close()
@@ -178,9 +183,11 @@ def _print(result: Result) -> None:
 
 async def _main(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="meterline-logbench-") as tmp:
-        results = [await measure(f"sqlite:///{tmp}/log.db", args.rate, args.seconds, Path(tmp))]
+        sqlite = f"sqlite:///{tmp}/log.db"
+        results = [await measure(sqlite, args.rate, args.seconds, Path(tmp), args.prefill,
+                                 args.random_ids)]  # fmt: skip
         if args.postgres:
-            results.append(await _with_postgres(args.postgres, args.rate, args.seconds, Path(tmp)))
+            results.append(await _with_postgres(args.postgres, args, Path(tmp)))
     for result in results:
         sys.stdout.write(f"{result.database}\n")
         _print(result)
@@ -195,6 +202,12 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=5000.0, help="rows/s submitted")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of the sustained run")
     parser.add_argument("--postgres", help="an admin URL, e.g. postgresql://postgres@host/test")
+    parser.add_argument("--prefill", type=int, default=0, help="rows written before measuring")
+    parser.add_argument(
+        "--random-ids",
+        action="store_true",
+        help="random request ids, as before NOTES.md row 29 (for comparison)",
+    )
     import uvloop  # as under ``meterline serve``
 
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:

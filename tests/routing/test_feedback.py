@@ -190,7 +190,9 @@ def test_feedback_with_an_id_prefix_rates_that_earlier_request(
 ) -> None:
     first = _auto(oai, QUESTION)
     second = _auto(oai, "What is the capital of Spain?")
-    answer = _chat(oai, f"/feedback 2 {first[:8]}")
+    answer = _chat(oai, f"/feedback 2 {first[-8:]}")  # the last characters: the random part
+    assert answer == f"Thanks! Task {first} (openai/gpt-4.1-nano) is now rated 2/5."
+    answer = _chat(oai, f"/feedback 2 {first[:16]}")  # or enough of its first ones
     assert answer == f"Thanks! Task {first} (openai/gpt-4.1-nano) is now rated 2/5."
     assert (_row(live, first)["rating"], _row(live, first)["success"]) == (2, False)
     assert (_row(live, second)["rating"], _row(live, second)["success"]) == (None, True)
@@ -234,7 +236,7 @@ def test_unknown_ids_and_bad_commands_get_a_friendly_answer(
 def test_post_api_feedback(live: LiveGateway, oai: openai.OpenAI) -> None:
     task = _auto(oai)
     url = f"{live.url}/api/feedback"
-    resp = httpx.post(url, json={"taskId": task[:10].upper(), "rating": 1}, timeout=10)
+    resp = httpx.post(url, json={"taskId": task[-10:].upper(), "rating": 1}, timeout=10)
     assert resp.status_code == 200, resp.text
     assert resp.json() == {
         "taskId": task,
@@ -250,6 +252,8 @@ def test_post_api_feedback(live: LiveGateway, oai: openai.OpenAI) -> None:
     )
     assert (_row(live, task)["rating"], _row(live, task)["success"]) == (5, True)
     assert _record(live, "simple_qa", "low") == (1, 1)
+    whole = httpx.post(url, json={"taskId": task.upper(), "rating": 3}, timeout=10)
+    assert whole.json()["taskId"] == task and _row(live, task)["rating"] == 3
 
     for body, status, param in [
         ({"taskId": task, "rating": 7}, 400, "rating"),
@@ -298,9 +302,10 @@ def test_feedback_stays_within_the_callers_tenant(
             mine = _auto(a)
             theirs = _auto(g, "What is the capital of Italy?")  # newer, another tenant
             assert _chat(a, "/feedback bad").startswith(f"Thanks! Task {mine} ")
-            assert _chat(a, f"/feedback bad {theirs[:12]}") == (
-                f"Feedback not recorded: found no task {theirs[:12]} to rate"
-            )
+            for short in (theirs[-12:], theirs[:16]):
+                assert _chat(a, f"/feedback bad {short}") == (
+                    f"Feedback not recorded: found no task {short} to rate"
+                )
             api = httpx.post(f"{live.url}/api/feedback", json={"taskId": theirs, "rating": 1},
                              headers={"authorization": f"Bearer {acme}"}, timeout=10)  # fmt: skip
             assert api.status_code == 404

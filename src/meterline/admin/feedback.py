@@ -34,7 +34,7 @@ class FeedbackAPI:
         task, rating = body.get("taskId"), body.get("rating")
         if not isinstance(task, str) or len(task) < 4:
             raise InvalidRequest(
-                "'taskId' must be a request id (or at least 4 of its first characters)",
+                "'taskId' must be a request id (or at least 4 of its last or first characters)",
                 param="taskId",
             )
         if rating in ("good", "bad"):

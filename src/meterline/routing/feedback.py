@@ -2,8 +2,11 @@
 
 A rating (1–5; good = 5, bad = 1) is stored in the ``feedback`` table and on the request's log
 row, and overrules the heuristic verdict the router learned from (4–5 success, 1–2 failure).
-Requests are found by id or id prefix, or — with no id — the caller's most recent request;
-always within the caller's own tenant.
+Requests are found by id, by the first or the last characters of their id, or — with no id —
+the caller's most recent request; always within the caller's own tenant. Ids begin with the
+time they were made (``pipeline.context.new_request_id``), so their first characters are shared
+by the requests of the same minute and their last characters, which are random, are the short
+form to give; a short form is looked up among the last :data:`SHORT_ID_DAYS` days' requests.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from meterline.errors import InvalidRequest, ModelNotFound
@@ -27,6 +30,8 @@ __all__ = ["FeedbackResult", "FeedbackService", "parse_command"]
 
 _COMMAND = re.compile(r"^/feedback\s+(good|bad|[1-5])(?:\s+([0-9a-fA-F]{4,32}))?\s*$", re.I)
 _WORDS = {"good": 5, "bad": 1}
+_FULL_ID = 32
+SHORT_ID_DAYS = 30  # how far back a short id is looked up (a suffix cannot use the id index)
 USAGE = "usage: /feedback good|bad|1-5 [taskId]"
 
 
@@ -86,8 +91,13 @@ class FeedbackService:
             query = query.where(c.tenant == tenant)
         if exclude is not None:
             query = query.where(c.id != exclude)
-        if task is not None:
-            query = query.where(c.id.like(f"{task}%"))
+        task = task.lower() if task is not None else None
+        if task is not None and len(task) >= _FULL_ID:
+            query = query.where(c.id == task)
+        elif task is not None:
+            since = dt.datetime.now(dt.UTC) - dt.timedelta(days=SHORT_ID_DAYS)
+            query = query.where(or_(c.id.like(f"{task}%"), c.id.like(f"%{task}")))
+            query = query.where(c.created_at >= since)
         elif key_id is not None:
             query = query.where(c.key_id == key_id)
         query = query.order_by(c.created_at.desc()).limit(2 if task else 1)
