@@ -254,6 +254,7 @@ def test_post_api_feedback(live: LiveGateway, oai: openai.OpenAI) -> None:
     assert _record(live, "simple_qa", "low") == (1, 1)
     whole = httpx.post(url, json={"taskId": task.upper(), "rating": 3}, timeout=10)
     assert whole.json()["taskId"] == task and _row(live, task)["rating"] == 3
+    httpx.post(url, json={"taskId": task, "rating": 5}, timeout=10).raise_for_status()
 
     for body, status, param in [
         ({"taskId": task, "rating": 7}, 400, "rating"),
