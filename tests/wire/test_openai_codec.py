@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import orjson
 import pytest
 
 from meterline.errors import (
@@ -133,7 +134,10 @@ def test_stream_encoder_then_decoder_gives_back_the_chunks() -> None:
         ChatChunk(usage=Usage(5, 6)),
     ]
     encoder = StreamEncoder("chatcmpl-x", "gpt-4o", include_usage=True)
-    bodies = [b for c in chunks for b in encoder.encode(c)]
+    raw = [b for c in chunks for b in encoder.encode(c)]
+    bodies = [orjson.loads(b) for b in raw]
+    # The shared fields are serialised once per stream; the bytes are the whole objects' own.
+    assert raw == [orjson.dumps(b) for b in bodies]
     assert bodies[0]["choices"][0]["delta"] == {"role": "assistant", "content": "", "refusal": None}
     assert all("usage" in b for b in bodies)
     assert bodies[-1]["choices"] == [] and bodies[-1]["usage"]["total_tokens"] == 11
@@ -151,8 +155,12 @@ def test_stream_encoder_then_decoder_gives_back_the_chunks() -> None:
 
 def test_stream_encoder_without_usage_drops_usage() -> None:
     encoder = StreamEncoder("id", "m", include_usage=False)
-    bodies = encoder.encode(ChatChunk(text="x")) + encoder.encode(ChatChunk(usage=Usage(1, 1)))
+    raw = encoder.encode(ChatChunk(text="x")) + encoder.encode(ChatChunk(usage=Usage(1, 1)))
+    bodies = [orjson.loads(b) for b in raw]
     assert len(bodies) == 2 and all("usage" not in b for b in bodies)
+    assert bodies[1]["choices"][0] == {
+        "index": 0, "delta": {"content": "x"}, "logprobs": None, "finish_reason": None,
+    }  # fmt: skip
 
 
 @pytest.mark.parametrize(

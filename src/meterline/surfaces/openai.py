@@ -54,7 +54,7 @@ class OpenAISurface(Surface):
         try:
             async for chunks in reads:
                 if frames := b"".join(
-                    encode_event(orjson.dumps(body)) for c in chunks for body in encoder.encode(c)
+                    encode_event(body) for c in chunks for body in encoder.encode(c)
                 ):
                     yield frames
             yield _DONE

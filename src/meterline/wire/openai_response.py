@@ -10,6 +10,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import orjson
+
 from meterline.errors import (
     GatewayError,
     ProviderError,
@@ -174,11 +176,13 @@ def decode_chunk(body: Any) -> list[ChatChunk]:
 
 
 class StreamEncoder:
-    """Encodes internal chunks as OpenAI ``chat.completion.chunk`` objects, in OpenAI's order.
+    """Encodes internal chunks as OpenAI ``chat.completion.chunk`` objects (JSON bytes), in
+    OpenAI's order.
 
     The first chunk carries ``role``; tool calls announce ``id``/``name`` once and then stream
     ``arguments``; with ``include_usage`` every chunk has ``"usage": null`` and a final chunk with
-    empty ``choices`` carries the usage.
+    empty ``choices`` carries the usage. The fields every chunk shares are serialised once per
+    stream, not once per chunk: the bytes are those of serialising each whole object.
     """
 
     def __init__(self, chunk_id: str, model: str, *, include_usage: bool) -> None:
@@ -191,22 +195,21 @@ class StreamEncoder:
             "service_tier": "default",
             "system_fingerprint": None,
         }
+        self._open = orjson.dumps(self._head)[:-1] + b',"choices":[{"index":0,"delta":'
+        self._close = b"}]" + (b',"usage":null}' if include_usage else b"}")
         self._started = False
         self._announced: set[int] = set()
 
-    def _choice(self, delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
-        body = {**self._head, "choices": [
-            {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
-        ]}  # fmt: skip
-        if self.include_usage:
-            body["usage"] = None
-        return body
+    def _choice(self, delta: dict[str, Any], finish: str | None = None) -> bytes:
+        reason = b"null" if finish is None else orjson.dumps(finish)
+        return (self._open + orjson.dumps(delta) + b',"logprobs":null,"finish_reason":' + reason
+                + self._close)  # fmt: skip
 
-    def start(self) -> dict[str, Any]:
+    def start(self) -> bytes:
         self._started = True
         return self._choice({"role": "assistant", "content": "", "refusal": None})
 
-    def encode(self, chunk: ChatChunk) -> list[dict[str, Any]]:
+    def encode(self, chunk: ChatChunk) -> list[bytes]:
         out = [] if self._started else [self.start()]
         if chunk.thinking:
             out.append(self._choice({"reasoning_content": chunk.thinking}))
@@ -217,7 +220,8 @@ class StreamEncoder:
         if chunk.finish_reason is not None:
             out.append(self._choice({}, chunk.finish_reason))
         if chunk.usage is not None and self.include_usage:
-            out.append({**self._head, "choices": [], "usage": encode_usage(chunk.usage)})
+            usage = {**self._head, "choices": [], "usage": encode_usage(chunk.usage)}
+            out.append(orjson.dumps(usage))
         return out
 
     def _tool_delta(self, call: ToolCallDelta) -> dict[str, Any]:
