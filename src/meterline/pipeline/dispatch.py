@@ -17,7 +17,7 @@ from meterline.pipeline.budget import BudgetStage
 from meterline.pipeline.context import Outcome, RequestContext, Route, new_request_id
 from meterline.pipeline.log import RowSink, row_for
 from meterline.pipeline.pipeline import Reply
-from meterline.pipeline.stream import prepend
+from meterline.pipeline.stream import Primed
 from meterline.providers import ProviderRegistry
 from meterline.routing.classifier import complexity_band
 from meterline.routing.fallback import failure_kind, next_in_chain
@@ -87,7 +87,7 @@ class Dispatch:
             first = await anext(stream)
         except StopAsyncIteration:
             first = [ChatChunk(finish_reason="stop")]
-        return prepend(first, stream)
+        return Primed(first, stream)
 
     def _log_failed_attempt(self, ctx: RequestContext, exc: ProviderError) -> None:
         """Its own log row, and a failure the router learns from."""

@@ -36,18 +36,22 @@ class SSEDecoder:
         lines = buf.split(b"\n")
         self._buffer = lines.pop() + held  # the line not yet ended
         events: list[SSEEvent] = []
-        for line in lines:
-            if line[:6] == b"data: ":  # nearly every line of an LLM stream
-                self._data.append(line[6:].decode("utf-8"))
-            elif (event := self._line(line.decode("utf-8"))) is not None:
-                events.append(event)
+        data = self._data
+        for line in lines:  # nearly every line of an LLM stream is "data: …" or blank
+            if line[:6] == b"data: ":
+                data.append(line[6:].decode("utf-8"))
+            elif not line:
+                if (event := self._dispatch()) is not None:
+                    events.append(event)
+                data = self._data
+            else:
+                self._field(line.decode("utf-8"))
         return events
 
-    def _line(self, line: str) -> SSEEvent | None:
-        if not line:
-            return self._dispatch()
+    def _field(self, line: str) -> None:
+        """A line that is neither blank nor ``data: …``: a comment or another field."""
         if line.startswith(":"):
-            return None
+            return
         name, _, value = line.partition(":")
         if value.startswith(" "):
             value = value[1:]
@@ -57,12 +61,12 @@ class SSEDecoder:
             self._event = value
         elif name == "id":
             self._id = value
-        return None
 
     def _dispatch(self) -> SSEEvent | None:
-        if not self._data and self._event is None:
+        data = self._data
+        if not data and self._event is None:
             return None
-        event = SSEEvent("\n".join(self._data), self._event, self._id)
+        event = SSEEvent(data[0] if len(data) == 1 else "\n".join(data), self._event, self._id)
         self._data, self._event = [], None
         return event
 
