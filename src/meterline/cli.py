@@ -61,6 +61,7 @@ def _serve(args: argparse.Namespace) -> int:
         port=port,
         log_level=args.log_level,
         access_log=args.access_log,
+        proxy_headers=args.access_log,  # the client's address is read for the access log only
         lifespan="on",
         server_header=False,  # a gateway need not name its web server
     )
@@ -92,6 +93,7 @@ def _serve_workers(args: argparse.Namespace, settings: Settings, host: str, port
         workers=args.workers,
         log_level=args.log_level,
         access_log=args.access_log,
+        proxy_headers=args.access_log,
         server_header=False,
     )
     return 0
@@ -195,7 +197,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--config", help="YAML config file")
     serve.add_argument("--database-url", help="overrides METERLINE_DATABASE_URL")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
-    serve.add_argument("--access-log", action="store_true", help="log every HTTP request line")
+    serve.add_argument(
+        "--access-log",
+        action="store_true",
+        help="log every HTTP request line (behind a proxy on this host, with the "
+        "client address it forwards)",
+    )
     serve.add_argument("--workers", type=int, default=1, help="worker processes (needs Redis)")
     serve.set_defaults(run=_serve)
 
