@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 
 import anthropic
 import openai
 import pytest
 
-from meterline.settings import RateLimit
+from meterline.accounting.counters import MemoryCounters
+from meterline.auth.keys import ApiKey, KeySpec
+from meterline.errors import RateLimited
+from meterline.pipeline.context import RequestContext
+from meterline.pipeline.limits import RateLimitStage
+from meterline.settings import AccountingSettings, RateLimit
+from meterline.wire.openai_request import decode_request
 from tests.accounting.conftest import Accounted, Clients, create_key
 
 ASK = [{"role": "user", "content": "hello"}]
@@ -79,3 +86,25 @@ def test_team_limit_is_shared_by_its_keys(accounted: Accounted, clients: Clients
         a.chat.completions.create(model="gpt-4o-mini", messages=ASK)  # type: ignore[arg-type]
     assert "team 'search'" in info.value.message
     assert other.chat.completions.create(model="gpt-4o-mini", messages=ASK).choices  # type: ignore[arg-type]
+
+
+async def test_a_key_reloaded_with_new_limits_is_held_to_them_at_once() -> None:
+    """The stage remembers each caller's limits; a key object reloaded from the database (as
+    the key ring does every few seconds) brings its new limits with it."""
+    stage = RateLimitStage(MemoryCounters(), AccountingSettings())
+    request = decode_request({"model": "gpt-4o-mini", "messages": ASK})
+    now = dt.datetime.now(dt.UTC)
+
+    def ctx(key: ApiKey) -> RequestContext:
+        return RequestContext(request, "openai", principal=key.principal, key=key)
+
+    before = ApiKey("key_1", "mk-1", KeySpec("k", "acme", rpm=2), now)
+    for _ in range(2):
+        await stage(ctx(before))
+    with pytest.raises(RateLimited):
+        await stage(ctx(before))
+    after = ApiKey("key_1", "mk-1", KeySpec("k", "acme", rpm=5), now)  # same key, reloaded
+    answered = ctx(after)
+    await stage(answered)
+    assert answered.response_headers["x-ratelimit-limit-requests"] == "5"
+    assert answered.response_headers["x-ratelimit-remaining-requests"] == "2"

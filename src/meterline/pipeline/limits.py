@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from dataclasses import dataclass
 
 from meterline.accounting.counters import Counters, MemoryCounters
 from meterline.errors import RateLimited
@@ -22,34 +21,63 @@ __all__ = ["RateLimitStage"]
 _WINDOW = 60
 
 
-@dataclass(frozen=True, slots=True)
 class _Limit:
-    scope: str
-    subject: str
-    rpm: int | None
-    tpm: int | None
+    """One caller's limits at one scope, with what each request needs of them made once: the
+    counter keys of the current window (remade when the window changes) and the header texts."""
+
+    __slots__ = ("scope", "subject", "rpm", "tpm", "rpm_text", "tpm_text", "_minute", "_keys")
+
+    def __init__(self, scope: str, subject: str, rpm: int | None, tpm: int | None) -> None:
+        self.scope, self.subject, self.rpm, self.tpm = scope, subject, rpm, tpm
+        self.rpm_text, self.tpm_text = str(rpm), str(tpm)
+        self._minute = -1
+        self._keys = ("", "")
+
+    def keys(self, minute: int) -> tuple[str, str]:
+        """The request and token counters' keys for the window ``minute``."""
+        if minute != self._minute:
+            base = f"{self.scope}:{self.subject}:{minute}"
+            self._keys, self._minute = (f"rpm:{base}", f"tpm:{base}"), minute
+        return self._keys
+
+
+_HEADERS = {
+    unit: (f"x-ratelimit-limit-{unit}", f"x-ratelimit-remaining-{unit}",
+           f"x-ratelimit-reset-{unit}")
+    for unit in ("requests", "tokens")
+}  # fmt: skip
+_KNOWN = 10_000  # callers whose limits are remembered before the memory is cleared
 
 
 class RateLimitStage:
     def __init__(self, counters: Counters, settings: AccountingSettings) -> None:
         self.counters = counters
+        self.memory = counters if isinstance(counters, MemoryCounters) else None
         self.settings = settings
         self._pending: set[asyncio.Task[int]] = set()
+        # (tenant, team, key id) -> (the key object they were made for, its limits)
+        self._known: dict[tuple[str, str | None, str | None], tuple[object, list[_Limit]]] = {}
 
     def _limits(self, ctx: RequestContext) -> list[_Limit]:
+        """The caller's limits, made once per caller (and again for a changed key)."""
+        p, key = ctx.principal, ctx.key
+        caller = (p.tenant, p.team, key.id if key is not None else None)
+        known = self._known.get(caller)
+        if known is not None and known[0] is key:
+            return known[1]
         found = []
-        p = ctx.principal
         tenant = self.settings.tenants.get(p.tenant)
         if tenant is not None:
             found.append(_Limit("tenant", p.tenant, tenant.rpm, tenant.tpm))
         team = self.settings.teams.get(p.team) if p.team else None
         if team is not None and p.team:
             found.append(_Limit("team", p.team, team.rpm, team.tpm))
-        if ctx.key is not None:
-            rpm = (
-                ctx.key.spec.rpm if ctx.key.spec.rpm is not None else self.settings.default_key_rpm
-            )
-            found.append(_Limit("key", ctx.key.id, rpm, ctx.key.spec.tpm))
+        if key is not None:
+            rpm = key.spec.rpm if key.spec.rpm is not None else self.settings.default_key_rpm
+            found.append(_Limit("key", key.id, rpm, key.spec.tpm))
+        if len(self._known) >= _KNOWN:
+            self._known.clear()
+        self._known[caller] = (key, found)
         return found
 
     async def __call__(self, ctx: RequestContext) -> None:
@@ -59,21 +87,27 @@ class RateLimitStage:
         now = time.time()
         minute = int(now // _WINDOW)
         reset = _WINDOW - (now % _WINDOW)
+        reset_text = f"{math.ceil(reset)}s"
+        memory = self.memory
+        token_keys = []
         for limit in limits:
-            base = f"{limit.scope}:{limit.subject}:{minute}"
+            rpm_key, tpm_key = limit.keys(minute)
             if limit.tpm is not None:
-                used = await self.counters.get(f"tpm:{base}")
-                self._headers(ctx, limit, "tokens", limit.tpm, limit.tpm - used, reset)
+                token_keys.append(tpm_key)
+                used = memory.get_now(tpm_key) if memory else await self.counters.get(tpm_key)
+                self._headers(ctx, limit, "tokens", limit.tpm_text, limit.tpm - used, reset_text)
                 if used >= limit.tpm:
                     raise self._refuse(limit, "tokens", limit.tpm, reset)
-            if limit.rpm is not None:
-                hit = await self.counters.hit(f"rpm:{base}", limit.rpm, 1, _WINDOW * 2)
-                self._headers(ctx, limit, "requests", limit.rpm, limit.rpm - hit.count, reset)
+            if (rpm := limit.rpm) is not None:
+                if memory:
+                    hit = memory.hit_now(rpm_key, rpm, 1, _WINDOW * 2)
+                else:
+                    hit = await self.counters.hit(rpm_key, rpm, 1, _WINDOW * 2)
+                self._headers(ctx, limit, "requests", limit.rpm_text, rpm - hit.count, reset_text)
                 if not hit.allowed:
-                    raise self._refuse(limit, "requests", limit.rpm, reset)
-        token_limits = [f"tpm:{lim.scope}:{lim.subject}:{minute}" for lim in limits if lim.tpm]
-        if token_limits:
-            ctx.on_complete(lambda c, o: self._count_tokens(token_limits, o))
+                    raise self._refuse(limit, "requests", rpm, reset)
+        if token_keys:
+            ctx.on_complete(lambda c, o: self._count_tokens(token_keys, o))
         return None
 
     def _count_tokens(self, keys: list[str], outcome: Outcome) -> None:
@@ -88,13 +122,17 @@ class RateLimitStage:
             self._pending.add(task)
             task.add_done_callback(self._pending.discard)
 
-    def _headers(self, ctx: RequestContext, limit: _Limit, unit: str, cap: int, left: int,
-                 reset: float) -> None:  # fmt: skip
-        if limit.scope != "key" and f"x-ratelimit-limit-{unit}" in ctx.response_headers:
+    @staticmethod
+    def _headers(ctx: RequestContext, limit: _Limit, unit: str, cap: str, left: int,
+                 reset: str) -> None:  # fmt: skip
+        """The ``x-ratelimit-*`` headers: the key's limits, else the first scope's."""
+        name_limit, name_left, name_reset = _HEADERS[unit]
+        headers = ctx.response_headers
+        if limit.scope != "key" and name_limit in headers:
             return
-        ctx.response_headers[f"x-ratelimit-limit-{unit}"] = str(cap)
-        ctx.response_headers[f"x-ratelimit-remaining-{unit}"] = str(max(0, left))
-        ctx.response_headers[f"x-ratelimit-reset-{unit}"] = f"{math.ceil(reset)}s"
+        headers[name_limit] = cap
+        headers[name_left] = str(left) if left > 0 else "0"
+        headers[name_reset] = reset
 
     def _refuse(self, limit: _Limit, unit: str, cap: int, reset: float) -> RateLimited:
         seconds = max(1, math.ceil(reset))

@@ -62,6 +62,10 @@ class MemoryCounters:
             self._touch(key, ttl)
 
     async def hit(self, key: str, limit: int, amount: int, ttl: int) -> WindowHit:
+        return self.hit_now(key, limit, amount, ttl)
+
+    def hit_now(self, key: str, limit: int, amount: int, ttl: int) -> WindowHit:
+        """:meth:`hit` without awaiting."""
         count = self._windows.get(key, 0)
         if count + amount > limit:
             return WindowHit(False, count)
@@ -79,6 +83,10 @@ class MemoryCounters:
         return self._windows[key]
 
     async def get(self, key: str) -> int:
+        return self._windows.get(key, 0)
+
+    def get_now(self, key: str) -> int:
+        """:meth:`get` without awaiting."""
         return self._windows.get(key, 0)
 
     async def aclose(self) -> None:
