@@ -38,7 +38,11 @@ def _part_bytes(part: object) -> int:
 
 
 def prompt_token_bound(request: ChatRequest) -> int:
-    total = sum(_PER_MESSAGE + sum(_part_bytes(p) for p in m.parts) for m in request.messages)
+    total = 0
+    for message in request.messages:
+        total += _PER_MESSAGE
+        for part in message.parts:
+            total += _part_bytes(part)
     for tool in request.tools:
         total += _PER_MESSAGE + len(tool.name) + len(tool.description or "")
         total += len(repr(tool.parameters).encode())

@@ -53,6 +53,18 @@ class Reservation:
     remaining: int | None  # the tightest budget's room after this reservation
 
 
+def _room(rules: list[Rule], levels: list[Level], extra: int) -> int | None:
+    """The room the tightest budget among ``rules`` has left, ``extra`` more being used than
+    ``levels`` say; ``None`` when no rule is a budget."""
+    room = None
+    for rule, level in zip(rules, levels, strict=True):
+        if rule.kind == "budget":
+            left = rule.limit - level.spent - level.reserved - extra
+            if room is None or left < room:
+                room = left
+    return room
+
+
 class Ledger:
     def __init__(
         self, counters: Counters, engine: AsyncEngine, settings: AccountingSettings, sink: AlertSink
@@ -186,15 +198,12 @@ class Ledger:
             full = holds[refused]
             return next(r for r, h in zip(rules, each, strict=True)
                         if h.key == full.key and r.limit == full.limit)  # fmt: skip
-        budgets = [i for i, r in enumerate(rules) if r.kind == "budget"]
-        remaining = None
-        if budgets:
-            if before is None:
-                after = await self.counters.levels([each[i].key for i in budgets])
-            else:  # this reservation's amount on top of what was read
-                after = [Level(before[i].spent, before[i].reserved + amount) for i in budgets]
-            pairs = zip(budgets, after, strict=True)
-            remaining = min(rules[i].limit - lv.spent - lv.reserved for i, lv in pairs)
+        if before is not None:  # what was read, with this reservation's amount on top
+            remaining = _room(rules, before, amount)
+        elif any(r.kind == "budget" for r in rules):
+            remaining = _room(rules, await self.counters.levels([h.key for h in each]), 0)
+        else:
+            remaining = None
         return Reservation(rules, [h.key for h in each], holds, amount, remaining)
 
     def settle_later(self, reservation: Reservation, actual: int) -> None:
