@@ -261,6 +261,7 @@ def test_post_api_feedback(live: LiveGateway, oai: openai.OpenAI) -> None:
         ({"taskId": task, "rating": True}, 400, "rating"),
         ({"taskId": task, "rating": "meh"}, 400, "rating"),
         ({"taskId": "ab", "rating": 5}, 400, "taskId"),
+        ({"taskId": "%%%%", "rating": 5}, 400, "taskId"),  # no pattern that matches every id
         ({"rating": 5}, 400, "taskId"),
         ({"taskId": "feedfacefeedface", "rating": 5}, 404, "taskId"),
     ]:

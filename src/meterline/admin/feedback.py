@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 from starlette.requests import Request
@@ -18,6 +19,8 @@ if TYPE_CHECKING:
 
 __all__ = ["FeedbackAPI"]
 
+_TASK_ID = re.compile(r"[0-9a-fA-F]{4,32}")  # a whole id, or its first or last characters
+
 
 class FeedbackAPI:
     def __init__(self, gateway: Gateway) -> None:
@@ -32,9 +35,9 @@ class FeedbackAPI:
         caller = await self.access.caller(request)
         body = await json_body(request)
         task, rating = body.get("taskId"), body.get("rating")
-        if not isinstance(task, str) or len(task) < 4:
+        if not isinstance(task, str) or not _TASK_ID.fullmatch(task):
             raise InvalidRequest(
-                "'taskId' must be a request id (or at least 4 of its last or first characters)",
+                "'taskId' must be a request id (or at least 4 of its last or first hex digits)",
                 param="taskId",
             )
         if rating in ("good", "bad"):
