@@ -30,6 +30,15 @@ __all__ = ["ErrorDecoder", "HttpClient", "UpstreamCall"]
 
 ErrorDecoder = Callable[[int, Any, dict[str, str], str], ProviderError]
 T = TypeVar("T")
+R = TypeVar("R")
+
+
+def _same(data: bytes) -> bytes:
+    return data
+
+
+def _nothing() -> None:
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +94,7 @@ class HttpClient:
             attempt += 1
             await asyncio.sleep(delay)
 
-    async def stream(self, call: UpstreamCall) -> AsyncGenerator[bytes, None]:
+    def stream(self, call: UpstreamCall) -> AsyncGenerator[bytes, None]:
         """The body of a 2xx answer as it arrives (with retries before the first byte).
 
         The first bytes come under the first-byte timeout; a connection that breaks midway is an
@@ -93,36 +102,34 @@ class HttpClient:
         pool; one abandoned (client gone, a decoding error) is closed, which cancels the upstream
         generation. Iterate it inside ``contextlib.aclosing`` so that happens at once.
         """
-        response = await self.open(call)
-        finished = False
-        try:
-            while (data := await response.piece()) is not None:
-                yield data
-            finished = True
-        except (TimeoutError, ConnectionError) as exc:
-            raise self._broken_off(exc) from None
-        finally:
-            if finished:
-                response.release()
-            else:
-                response.close()
+        return self._read(call, _same, _nothing)
 
-    async def decoded(
+    def decoded(
         self, call: UpstreamCall, decode: Callable[[SSEEvent], list[T]]
     ) -> AsyncGenerator[list[T], None]:
         """What ``decode`` makes of each server-sent event of a streamed answer (see
         :meth:`stream`), one list per read that made anything, including from a last event
-        the upstream left unterminated (see :data:`meterline.types.ChunkStream`).
-
-        It reads the answer itself rather than through :meth:`stream`: a generator layer less
-        per read and at the close of every stream."""
+        the upstream left unterminated (see :data:`meterline.types.ChunkStream`)."""
         decoder = SSEDecoder()
+
+        def batch(events: list[SSEEvent]) -> list[T] | None:
+            return [item for event in events for item in decode(event)] or None
+
+        return self._read(call, lambda data: batch(decoder.feed(data)),
+                          lambda: batch(decoder.close()))  # fmt: skip
+
+    async def _read(
+        self, call: UpstreamCall, each: Callable[[bytes], R | None], last: Callable[[], R | None]
+    ) -> AsyncGenerator[R, None]:
+        """What ``each`` makes of every piece of the answer as it arrives (``None``: nothing to
+        pass on), then what ``last`` makes once the answer has ended. One generator for both
+        :meth:`stream` and :meth:`decoded`, so a decoded stream has no layer of its own."""
         response = await self.open(call)
         finished = False
         try:
             while (data := await response.piece()) is not None:
-                if batch := [item for event in decoder.feed(data) for item in decode(event)]:
-                    yield batch
+                if (item := each(data)) is not None:
+                    yield item
             finished = True
         except (TimeoutError, ConnectionError) as exc:
             raise self._broken_off(exc) from None
@@ -131,8 +138,8 @@ class HttpClient:
                 response.release()
             else:
                 response.close()
-        if batch := [item for event in decoder.close() for item in decode(event)]:
-            yield batch
+        if (item := last()) is not None:
+            yield item
 
     def _broken_off(self, exc: TimeoutError | ConnectionError) -> ProviderError:
         if isinstance(exc, TimeoutError):
