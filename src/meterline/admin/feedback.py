@@ -12,6 +12,7 @@ from starlette.routing import Route
 from meterline.admin.access import Access
 from meterline.admin.http import answers_errors, json_body
 from meterline.errors import InvalidRequest
+from meterline.routing.feedback import TASK_ID
 from meterline.surfaces.http import json_response
 
 if TYPE_CHECKING:
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
 
 __all__ = ["FeedbackAPI"]
 
-_TASK_ID = re.compile(r"[0-9a-fA-F]{4,32}")  # a whole id, or its first or last characters
+_TASK_ID = re.compile(TASK_ID)
 
 
 class FeedbackAPI:

@@ -26,11 +26,12 @@ from meterline.routing.stats import RouteStats
 from meterline.store import LogWriter
 from meterline.store.schema import feedback, requests
 
-__all__ = ["FeedbackResult", "FeedbackService", "parse_command"]
+__all__ = ["TASK_ID", "FeedbackResult", "FeedbackService", "parse_command"]
 
-_COMMAND = re.compile(r"^/feedback\s+(good|bad|[1-5])(?:\s+([0-9a-fA-F]{4,32}))?\s*$", re.I)
+_FULL_ID = 32  # hex digits in a request id
+TASK_ID = rf"[0-9a-fA-F]{{4,{_FULL_ID}}}"  # a whole id, or its first or last characters
+_COMMAND = re.compile(rf"^/feedback\s+(good|bad|[1-5])(?:\s+({TASK_ID}))?\s*$", re.I)
 _WORDS = {"good": 5, "bad": 1}
-_FULL_ID = 32
 SHORT_ID_DAYS = 30  # how far back a short id is looked up (a suffix cannot use the id index)
 USAGE = "usage: /feedback good|bad|1-5 [taskId]"
 

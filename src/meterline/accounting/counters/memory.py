@@ -83,7 +83,7 @@ class MemoryCounters:
         return self._windows[key]
 
     async def get(self, key: str) -> int:
-        return self._windows.get(key, 0)
+        return self.get_now(key)
 
     def get_now(self, key: str) -> int:
         """:meth:`get` without awaiting."""
