@@ -40,6 +40,7 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from meterline.app import create_app
+    from meterline.server import UVICORN_OPTIONS
 
     settings = _settings(args)
     host = args.host or settings.server.host
@@ -63,7 +64,7 @@ def _serve(args: argparse.Namespace) -> int:
         access_log=args.access_log,
         proxy_headers=args.access_log,  # the client's address is read for the access log only
         lifespan="on",
-        server_header=False,  # a gateway need not name its web server
+        **UVICORN_OPTIONS,  # no server header; an answer's head goes with its first bytes
     )
     return 0
 
@@ -72,6 +73,8 @@ def _serve_workers(args: argparse.Namespace, settings: Settings, host: str, port
     """Several worker processes: only with counters they all share (Redis), since in-memory
     counters would let each worker spend the whole budget and rate limit on its own."""
     import uvicorn
+
+    from meterline.server import UVICORN_OPTIONS
 
     if not settings.accounting.redis_url:
         print(  # noqa: T201
@@ -94,7 +97,7 @@ def _serve_workers(args: argparse.Namespace, settings: Settings, host: str, port
         log_level=args.log_level,
         access_log=args.access_log,
         proxy_headers=args.access_log,
-        server_header=False,
+        **UVICORN_OPTIONS,
     )
     return 0
 

@@ -31,6 +31,7 @@ from starlette.applications import Starlette
 from meterline.app import create_app
 from meterline.gateway import Gateway
 from meterline.report import print_stats
+from meterline.server import UVICORN_OPTIONS
 from meterline.settings import LogSettings, ModelEntry, ProviderSettings, RetrySettings, Settings
 from meterline.sim import OpenAISim, SimSettings
 from meterline.store import GroupStats, usage_stats
@@ -129,7 +130,9 @@ class _Server(uvicorn.Server):
 
 async def _serve(app: Starlette) -> tuple[uvicorn.Server, asyncio.Task[None], str]:
     """Serve ``app`` on a free loopback port; return the server, its task and its URL."""
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=0, log_level="warning", lifespan="on", **UVICORN_OPTIONS
+    )
     server = _Server(config)
     task = asyncio.create_task(server.serve())
     while not server.started:

@@ -29,6 +29,7 @@ __all__ = [
     "ContentPart",
     "FinishReason",
     "ImagePart",
+    "LastBatch",
     "Message",
     "Principal",
     "ResponseFormat",
@@ -226,6 +227,15 @@ ChunkStream = AsyncIterator[list[ChatChunk]]
 Chunks travel in these batches so that the gateway handles, and writes to the client, once per
 upstream read rather than once per chunk: an upstream that sends ten events in one packet costs
 one pass through the pipeline's stream layers and one socket write, not ten."""
+
+
+class LastBatch(list[ChatChunk]):
+    """A stream's batch after which the stream ends without waiting for the upstream again (its
+    answer had ended by the read that carried it). A surface may hold this batch's bytes back
+    and send them with the end of its own answer: one socket write instead of two, and nothing
+    is later for it. Only a hint: a layer that rebuilds batches may drop it."""
+
+    __slots__ = ()
 
 
 @dataclass(frozen=True, slots=True)

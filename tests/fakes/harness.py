@@ -17,6 +17,7 @@ from starlette.applications import Starlette
 
 from meterline.app import create_app
 from meterline.gateway import Gateway
+from meterline.server import UVICORN_OPTIONS
 from meterline.settings import (
     CacheSettings,
     CompressionConfig,
@@ -121,7 +122,9 @@ def start_gateway(
 ) -> LiveGateway:
     app = create_app(settings, env=env or {})
     port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", **UVICORN_OPTIONS
+    )
     server = uvicorn.Server(config)
     live = LiveGateway(loop, app, server, port)
 

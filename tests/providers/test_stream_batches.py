@@ -42,13 +42,15 @@ SECOND = _event({"content": " three"}) + _event({}, "stop") + _event(None) + b"d
 
 
 async def _two_packets(request: web.Request) -> web.StreamResponse:
-    """Three events in one write, then, a moment later, the rest in another."""
+    """Three events in one write, then, a moment later, the rest in another, and later still
+    the body's end (an end in the same read as the last events: ``tests/test_server.py``)."""
     await request.read()
     response = web.StreamResponse(headers={"content-type": "text/event-stream"})
     await response.prepare(request)
     await response.write(FIRST)
     await asyncio.sleep(0.05)
     await response.write(SECOND)
+    await asyncio.sleep(0.05)
     await response.write_eof()
     return response
 

@@ -12,6 +12,7 @@ from meterline.types import (
     ChunkStream,
     ContentPart,
     FinishReason,
+    LastBatch,
     Message,
     TextPart,
     ThinkingPart,
@@ -77,8 +78,9 @@ class Assembler:
 
 async def replay(response: ChatResponse, usage: Usage | None = None) -> ChunkStream:
     """``response`` as a stream of one batch: thinking, text, each tool call, the finish, the
-    usage (a stored answer arrives all at once, so it is written to the client at once)."""
-    chunks: list[ChatChunk] = []
+    usage (a stored answer arrives all at once, so it is written to the client at once, with
+    the stream's end)."""
+    chunks = LastBatch()
     for part in response.message.parts:
         if isinstance(part, ThinkingPart):
             chunks.append(ChatChunk(thinking=part.text, thinking_signature=part.signature))

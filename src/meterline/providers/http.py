@@ -24,16 +24,16 @@ from meterline.errors import (
 )
 from meterline.providers.upstream import Response, UpstreamClosed, UpstreamPool
 from meterline.settings import RetrySettings, TimeoutSettings
+from meterline.types import ChatChunk, LastBatch
 from meterline.wire.sse import SSEDecoder, SSEEvent
 
 __all__ = ["ErrorDecoder", "HttpClient", "UpstreamCall"]
 
 ErrorDecoder = Callable[[int, Any, dict[str, str], str], ProviderError]
-T = TypeVar("T")
 R = TypeVar("R")
 
 
-def _same(data: bytes) -> bytes:
+def _same(data: bytes, ended: bool) -> bytes:
     return data
 
 
@@ -105,30 +105,40 @@ class HttpClient:
         return self._read(call, _same, _nothing)
 
     def decoded(
-        self, call: UpstreamCall, decode: Callable[[SSEEvent], list[T]]
-    ) -> AsyncGenerator[list[T], None]:
+        self, call: UpstreamCall, decode: Callable[[SSEEvent], list[ChatChunk]]
+    ) -> AsyncGenerator[list[ChatChunk], None]:
         """What ``decode`` makes of each server-sent event of a streamed answer (see
         :meth:`stream`), one list per read that made anything, including from a last event
-        the upstream left unterminated (see :data:`meterline.types.ChunkStream`)."""
+        the upstream left unterminated (see :data:`meterline.types.ChunkStream`). The batch of
+        the read that ended the answer is a :class:`~meterline.types.LastBatch`."""
         decoder = SSEDecoder()
 
-        def batch(events: list[SSEEvent]) -> list[T] | None:
-            return [item for event in events for item in decode(event)] or None
+        def batch(events: list[SSEEvent]) -> list[ChatChunk]:
+            return [item for event in events for item in decode(event)]
 
-        return self._read(call, lambda data: batch(decoder.feed(data)),
-                          lambda: batch(decoder.close()))  # fmt: skip
+        def each(data: bytes, ended: bool) -> list[ChatChunk] | None:
+            if not ended:
+                return batch(decoder.feed(data)) or None
+            last = LastBatch(batch(decoder.feed(data) + decoder.close()))
+            return last or None
+
+        return self._read(call, each, lambda: batch(decoder.close()) or None)
 
     async def _read(
-        self, call: UpstreamCall, each: Callable[[bytes], R | None], last: Callable[[], R | None]
+        self,
+        call: UpstreamCall,
+        each: Callable[[bytes, bool], R | None],
+        last: Callable[[], R | None],
     ) -> AsyncGenerator[R, None]:
         """What ``each`` makes of every piece of the answer as it arrives (``None``: nothing to
-        pass on), then what ``last`` makes once the answer has ended. One generator for both
-        :meth:`stream` and :meth:`decoded`, so a decoded stream has no layer of its own."""
+        pass on; the flag: the answer has ended with this piece), then what ``last`` makes once
+        the answer has ended. One generator for both :meth:`stream` and :meth:`decoded`, so a
+        decoded stream has no layer of its own."""
         response = await self.open(call)
         finished = False
         try:
             while (data := await response.piece()) is not None:
-                if (item := each(data)) is not None:
+                if (item := each(data, response.ended)) is not None:
                     yield item
             finished = True
         except (TimeoutError, ConnectionError) as exc:

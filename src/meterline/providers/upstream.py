@@ -299,6 +299,15 @@ class Response:
                 raise UpstreamClosed(f"malformed compressed answer: {exc}") from None
         return data
 
+    @property
+    def ended(self) -> bool:
+        """Whether the next :meth:`piece` will say the body has ended without waiting: it all
+        arrived, and all of it has been read (not told for a compressed answer)."""
+        conn = self._conn
+        if conn is None:
+            return True
+        return conn.complete and not conn.pieces and self._decoder is None
+
     async def read(self) -> bytes:
         """The whole body."""
         parts = []

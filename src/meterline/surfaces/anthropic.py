@@ -17,7 +17,7 @@ from meterline.pipeline import RequestContext
 from meterline.surfaces.base import Surface
 from meterline.surfaces.http import LastPiece, json_response, read_json
 from meterline.tokens import count_messages
-from meterline.types import ChatRequest, ChatResponse, ChunkStream
+from meterline.types import ChatRequest, ChatResponse, ChunkStream, LastBatch
 from meterline.wire.anthropic_request import decode_request
 from meterline.wire.anthropic_response import (
     StreamEncoder,
@@ -65,13 +65,16 @@ class AnthropicSurface(Surface):
         # so the start carries the local tokenizer's count and message_delta the billed one.
         prompt = count_messages(ctx.request, model)
         start = encoder.start(f"msg_{ctx.request_id}", model, prompt) + [ping()]
-        pending = b"".join(frame(*event) for event in start)  # written with the first batch
+        pending = b"".join(frame(*event) for event in start)  # written with the first events
         try:
             usage = None
             async for chunks in reads:
                 for chunk in chunks:
                     usage = chunk.usage or usage
-                if frames := b"".join(frame(*e) for c in chunks for e in encoder.encode(c)):
+                frames = b"".join(frame(*e) for c in chunks for e in encoder.encode(c))
+                if chunks.__class__ is LastBatch:  # sent with the stream's end, in one write
+                    pending += frames
+                elif frames:
                     yield pending + frames
                     pending = b""
             yield LastPiece(pending + b"".join(frame(*event) for event in encoder.finish(usage)))

@@ -14,14 +14,14 @@ from meterline.errors import GatewayError
 from meterline.pipeline import RequestContext
 from meterline.surfaces.base import Surface
 from meterline.surfaces.http import LastPiece, json_response
-from meterline.types import ChatRequest, ChatResponse, ChunkStream
+from meterline.types import ChatRequest, ChatResponse, ChunkStream, LastBatch
 from meterline.wire.openai_request import decode_request
 from meterline.wire.openai_response import StreamEncoder, encode_error, encode_response
 from meterline.wire.sse import encode_event
 
 __all__ = ["OpenAISurface"]
 
-_DONE = LastPiece(b"data: [DONE]\n\n")
+_DONE = b"data: [DONE]\n\n"
 
 
 def _model_name(ctx: RequestContext) -> str:
@@ -51,16 +51,19 @@ class OpenAISurface(Surface):
         encoder = StreamEncoder(
             f"chatcmpl-{ctx.request_id}", _model_name(ctx), include_usage=ctx.request.include_usage
         )
+        held = b""  # a last batch's events: sent with [DONE] and the answer's end, in one write
         try:
             async for chunks in reads:
-                if frames := b"".join(
-                    encode_event(body) for c in chunks for body in encoder.encode(c)
-                ):
-                    yield frames
-            yield _DONE
+                frames = b"".join(encode_event(body) for c in chunks for body in encoder.encode(c))
+                if chunks.__class__ is LastBatch:
+                    held += frames
+                elif frames:
+                    yield held + frames
+                    held = b""
+            yield LastPiece(held + _DONE)
         except GatewayError as exc:
             # Headers are gone already; OpenAI reports a mid-stream failure as an error event.
-            yield LastPiece(encode_event(orjson.dumps(encode_error(exc))))
+            yield LastPiece(held + encode_event(orjson.dumps(encode_error(exc))))
         finally:
             await reads.aclose()  # type: ignore[attr-defined]
 
