@@ -26,7 +26,11 @@ _INTERIM = b"HTTP/1.1 1"  # 100 Continue and the other 1xx: not held, nothing fo
 
 
 class HeldHead:
-    """A connection's transport that holds a response's head until the next write."""
+    """A connection's transport that holds a response's head until the next write.
+
+    A head is a write that starts with a status line. Body bytes that happened to start like
+    one (a later message of a ``content-length`` body) would only wait for the next write or
+    turn in the same way: the bytes and their order on the wire are unchanged either way."""
 
     __slots__ = ("_head", "_loop", "_transport")
 
