@@ -133,6 +133,50 @@ def test_chunked_answer_arrives_a_piece_per_read(run: Any) -> None:
     assert b"content-length" not in server.requests[0]
 
 
+def test_ended_tells_whether_the_next_piece_would_wait(run: Any) -> None:
+    """``ended``: the body's end has arrived and everything before it has been read; never
+    for a compressed answer, whose decoder may still hold bytes back."""
+    pieces = [b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n",
+              b"6\r\n world\r\n0\r\n\r\n"]  # fmt: skip
+    packed = gzip.compress(b"zipped")
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await server.read_request(reader)
+        for piece in pieces:
+            writer.write(piece)
+            await writer.drain()
+            await asyncio.sleep(0.2)
+        await server.read_request(reader)
+        writer.write(answer(packed, b"content-encoding: gzip\r\n"))
+        await writer.drain()
+        await reader.read()
+
+    server = Server(handler)
+
+    async def main() -> list[tuple[bytes | None, bool]]:
+        pool = UpstreamPool()
+        seen = []
+        async with server as base:
+            for _ in range(2):
+                response = await pool.request("GET", base, {}, None, **TIMES)
+                while True:
+                    piece = await response.piece()
+                    seen.append((piece, response.ended))
+                    if piece is None:
+                        break
+                response.release()
+        await pool.close()
+        return seen
+
+    assert run(main()) == [
+        (b"hello", False),  # the rest of the body is still to come
+        (b" world", True),  # its end came in the same read
+        (None, True),
+        (b"zipped", False),  # compressed: not told
+        (None, True),
+    ]
+
+
 def test_body_read_until_the_connection_closes(run: Any) -> None:
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await server.read_request(reader)
