@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 
 from meterline.server import HeldHead
+from meterline.settings import ProviderSettings
+from tests.fakes.events import chunk_event
 from tests.fakes.harness import BackgroundLoop, LiveGateway, provider_settings, start_gateway
 
 
@@ -93,19 +95,9 @@ async def test_abort_drops_a_held_head_and_the_rest_is_delegated() -> None:
 # -- through the gateway: a stream whose upstream ends in the read that carried its last events
 
 
-def _event(delta: dict[str, Any] | None, finish: str | None = None) -> bytes:
-    body: dict[str, Any] = {"id": "chatcmpl-1", "object": "chat.completion.chunk",
-                            "created": 1, "model": "gpt-4o-mini"}  # fmt: skip
-    if delta is None:
-        body |= {"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 2}}
-    else:
-        body["choices"] = [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]
-    return b"data: " + json.dumps(body).encode() + b"\n\n"
-
-
 STREAM = b"".join(
-    [_event({"role": "assistant", "content": ""}), _event({"content": "one"}),
-     _event({"content": " two"}), _event({}, "stop"), _event(None), b"data: [DONE]\n\n"]
+    [chunk_event({"role": "assistant", "content": ""}), chunk_event({"content": "one"}),
+     chunk_event({"content": " two"}), chunk_event({}, "stop"), chunk_event(None), b"data: [DONE]\n\n"]
 )  # fmt: skip
 
 
@@ -139,8 +131,6 @@ async def _upstream(split_end: bool) -> tuple[asyncio.Server, str]:
 
 @pytest.fixture(params=[False, True], ids=["end-with-events", "end-apart"])
 def live(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[LiveGateway, bool]]:
-    from meterline.settings import ProviderSettings
-
     loop = BackgroundLoop()
     server, base_url = loop.run(_upstream(request.param))
     provider = ProviderSettings(name="openai", type="openai", base_url=base_url, api_key="sk-x")

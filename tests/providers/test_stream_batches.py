@@ -20,25 +20,20 @@ from meterline.providers.openai import OpenAIProvider
 from meterline.providers.upstream import UpstreamPool
 from meterline.settings import ProviderSettings
 from meterline.types import ChatRequest, Message, TextPart
+from tests.fakes.events import chunk_event
 from tests.fakes.harness import BackgroundLoop, LiveGateway, provider_settings, start_gateway
 
 MODEL = "gpt-4o-mini"
 
 
-def _event(delta: dict[str, Any] | None, finish: str | None = None) -> bytes:
-    """One ``chat.completion.chunk`` event; ``delta=None`` makes the usage-only last chunk."""
-    body: dict[str, Any] = {"id": "chatcmpl-1", "object": "chat.completion.chunk",
-                            "created": 1, "model": MODEL}  # fmt: skip
-    if delta is None:
-        body |= {"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 3}}
-    else:
-        body["choices"] = [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]
-    return b"data: " + json.dumps(body).encode() + b"\n\n"
-
-
-FIRST = b"".join(_event(d) for d in ({"role": "assistant", "content": ""}, {"content": "one"},
+FIRST = b"".join(chunk_event(d) for d in ({"role": "assistant", "content": ""}, {"content": "one"},
                                      {"content": " two"}))  # fmt: skip
-SECOND = _event({"content": " three"}) + _event({}, "stop") + _event(None) + b"data: [DONE]\n\n"
+SECOND = (
+    chunk_event({"content": " three"})
+    + chunk_event({}, "stop")
+    + chunk_event(None)
+    + b"data: [DONE]\n\n"
+)
 
 
 async def _two_packets(request: web.Request) -> web.StreamResponse:
