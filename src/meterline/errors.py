@@ -38,6 +38,7 @@ __all__ = [
     "UpstreamAuthFailed",
     "UpstreamBadRequest",
     "UpstreamConnectionError",
+    "UpstreamMalformed",
     "UpstreamRateLimited",
     "UpstreamTimeout",
     "UpstreamUnavailable",
@@ -150,6 +151,12 @@ class UpstreamUnavailable(ProviderError):
 
 class UpstreamConnectionError(ProviderError):
     pass
+
+
+class UpstreamMalformed(ProviderError):
+    """The upstream answered in a form the gateway cannot read (a content-encoding it does not
+    know). Asking the same upstream again gets the same answer, so it is not retried there;
+    another model of a fallback chain may still do better."""
 
 
 class UpstreamTimeout(ProviderError):

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import uvloop
 
-from meterline.errors import UpstreamConnectionError, UpstreamUnavailable
+from meterline.errors import UpstreamConnectionError, UpstreamMalformed, UpstreamUnavailable
 from meterline.providers.http import HttpClient, UpstreamCall
 from meterline.providers.upstream import UpstreamClosed, UpstreamPool, UpstreamTimedOut
 from meterline.settings import RetrySettings, TimeoutSettings
@@ -461,6 +461,33 @@ def test_http_client_retries_a_garbled_head() -> None:
 
     assert asyncio.run(main()) == b"{}"
     assert len(server.requests) == 2  # the first answer was garbled: sent again
+
+
+def test_http_client_does_not_retry_an_answer_it_cannot_decode() -> None:
+    """An unknown content-encoding comes back the same every time: one attempt, a 502 that
+    names it (a fallback chain may still try another model)."""
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await server.read_request(reader)
+        writer.write(answer(b"xx", b"content-encoding: zstd\r\n"))
+        await writer.drain()
+        await reader.read()
+
+    server = Server(handler)
+
+    async def main() -> UpstreamMalformed:
+        pool = UpstreamPool()
+        client = _client(pool)
+        async with server as base:
+            with pytest.raises(UpstreamMalformed) as failed:
+                await client.send(UpstreamCall("POST", base + "/v1/x", {}, b"{}"))
+        await pool.close()
+        return failed.value
+
+    error = asyncio.run(main())
+    assert str(error) == "acme answered with an unsupported content-encoding 'zstd'"
+    assert (error.status, error.retryable) == (502, True)
+    assert len(server.requests) == 1
 
 
 def test_large_answer_read_slowly_arrives_whole(run: Any) -> None:

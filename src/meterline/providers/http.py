@@ -19,10 +19,16 @@ import orjson
 from meterline.errors import (
     ProviderError,
     UpstreamConnectionError,
+    UpstreamMalformed,
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from meterline.providers.upstream import Response, UpstreamClosed, UpstreamPool
+from meterline.providers.upstream import (
+    Response,
+    UpstreamClosed,
+    UpstreamPool,
+    UpstreamUndecodable,
+)
 from meterline.settings import RetrySettings, TimeoutSettings
 from meterline.types import ChatChunk, LastBatch
 from meterline.wire.sse import SSEDecoder, SSEEvent
@@ -193,7 +199,7 @@ class HttpClient:
         status = error.upstream_status
         if status is not None and status not in self.retry.retry_on_status:
             return None
-        if isinstance(error, UpstreamTimeout):
+        if isinstance(error, (UpstreamTimeout, UpstreamMalformed)):
             return None
         if error.retry_after is not None:
             return error.retry_after if error.retry_after <= self.retry.backoff_max else None
@@ -203,6 +209,9 @@ class HttpClient:
     def _transport_error(self, exc: BaseException) -> ProviderError:
         if isinstance(exc, TimeoutError):
             return UpstreamTimeout(f"{self.provider} timed out: {exc}", provider=self.provider)
+        if isinstance(exc, UpstreamUndecodable):  # reached, and would answer the same again
+            return UpstreamMalformed(f"{self.provider} answered with an {exc}",
+                                     provider=self.provider)  # fmt: skip
         if isinstance(exc, UpstreamClosed):  # reached, but the answer was cut off or garbled
             return UpstreamConnectionError(f"{self.provider} failed to answer: {exc}",
                                            provider=self.provider)  # fmt: skip

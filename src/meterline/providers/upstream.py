@@ -28,13 +28,17 @@ import httptools
 
 from meterline.providers.proxy import Proxies, Proxy, open_tunnel
 
-__all__ = ["Response", "UpstreamClosed", "UpstreamPool", "UpstreamTimedOut"]
+__all__ = ["Response", "UpstreamClosed", "UpstreamPool", "UpstreamTimedOut", "UpstreamUndecodable"]
 
 _PAUSE_AT = 1 << 20  # bytes received and not yet read: stop reading the socket
 
 
 class UpstreamClosed(ConnectionError):
     """The connection failed or closed before the answer was complete."""
+
+
+class UpstreamUndecodable(UpstreamClosed):
+    """The answer came in a content-encoding this client does not decode."""
 
 
 class UpstreamTimedOut(TimeoutError):
@@ -273,7 +277,8 @@ class Response:
             self._decoder = zlib.decompressobj(32 + zlib.MAX_WBITS)  # a gzip or zlib header
         elif encoding not in (b"", b"identity"):
             self.close()
-            raise UpstreamClosed(f"unsupported content-encoding {encoding.decode('latin-1')!r}")
+            name = encoding.decode("latin-1")
+            raise UpstreamUndecodable(f"unsupported content-encoding {name!r}")
 
     @property
     def headers(self) -> dict[str, str]:
