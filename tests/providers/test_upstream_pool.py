@@ -103,6 +103,7 @@ def test_content_length_answers_reuse_one_connection(run: Any) -> None:
     assert server.connections == 1
     first = server.requests[0]
     assert first.startswith(b"POST /v1/chat?x=1 HTTP/1.1\r\nhost: 127.0.0.1:")
+    assert b"\r\naccept-encoding: gzip, deflate\r\n" in first  # only what it can decode
     assert b'\r\nauthorization: Bearer k\r\ncontent-length: 7\r\n\r\n{"q":1}' in first
 
 

@@ -70,6 +70,9 @@ def _split(url: str) -> tuple[_Origin, str, str]:
     return origin, target, f"host: {origin.host_header}\r\n"
 
 
+_ACCEPT_ENCODING = "accept-encoding: gzip, deflate\r\n"  # what Response decodes
+
+
 def _head(
     method: str,
     split: tuple[_Origin, str, str],
@@ -83,6 +86,8 @@ def _head(
     if via is not None:
         target = f"http://{origin.host_header}{target}"
     lines = [f"{method} {target} HTTP/1.1\r\n", host]
+    if "accept-encoding" not in headers:  # without it any coding would be acceptable
+        lines.append(_ACCEPT_ENCODING)
     if via is not None and via.authorization:
         lines.append(f"proxy-authorization: {via.authorization}\r\n")
     for name, value in headers.items():
