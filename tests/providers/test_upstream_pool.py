@@ -15,7 +15,12 @@ from typing import Any
 import pytest
 import uvloop
 
-from meterline.errors import UpstreamConnectionError, UpstreamMalformed, UpstreamUnavailable
+from meterline.errors import (
+    ProviderError,
+    UpstreamConnectionError,
+    UpstreamMalformed,
+    UpstreamUnavailable,
+)
 from meterline.providers.http import HttpClient, UpstreamCall
 from meterline.providers.upstream import UpstreamClosed, UpstreamPool, UpstreamTimedOut
 from meterline.settings import RetrySettings, TimeoutSettings
@@ -421,71 +426,53 @@ def _client(pool: UpstreamPool) -> HttpClient:
                       TimeoutSettings(), lambda *a: UpstreamUnavailable("x"))  # fmt: skip
 
 
-def test_http_client_names_an_answer_cut_off_after_its_head() -> None:
+def _send(reply: Callable[[int], bytes], *, then_close: bool = False) -> tuple[Any, Server]:
+    """One call through :func:`_client` to a server that answers its n-th request with
+    ``reply(n)`` (and closes the connection after it with ``then_close``): the body, or the
+    error the call raised, and the server."""
+
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await server.read_request(reader)
-        writer.write(b'HTTP/1.1 200 OK\r\ncontent-length: 50\r\n\r\n{"cut')
+        writer.write(reply(len(server.requests)))
         await writer.drain()
+        if not then_close:
+            await reader.read()
 
     server = Server(handler)
 
-    async def main() -> str:
+    async def main() -> Any:
         pool = UpstreamPool()
-        client = _client(pool)
-        async with server as base:
-            with pytest.raises(UpstreamConnectionError) as failed:
-                await client.send(UpstreamCall("POST", base + "/v1/x", {}, b"{}"))
-        await pool.close()
-        return str(failed.value)
+        try:
+            async with server as base:
+                return await _client(pool).send(UpstreamCall("POST", base + "/v1/x", {}, b"{}"))
+        except ProviderError as exc:
+            return exc
+        finally:
+            await pool.close()
 
-    assert asyncio.run(main()) == "acme failed to answer: connection closed"
+    return asyncio.run(main()), server
+
+
+def test_http_client_names_an_answer_cut_off_after_its_head() -> None:
+    cut = b'HTTP/1.1 200 OK\r\ncontent-length: 50\r\n\r\n{"cut'
+    error, server = _send(lambda n: cut, then_close=True)
+    assert isinstance(error, UpstreamConnectionError)
+    assert str(error) == "acme failed to answer: connection closed"
     # not retried: the upstream answered (and may have billed) before it broke off
     assert len(server.requests) == 1
 
 
 def test_http_client_retries_a_garbled_head() -> None:
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await server.read_request(reader)
-        writer.write(b"NOT HTTP\r\n\r\n" if len(server.requests) == 1 else answer(b"{}"))
-        await writer.drain()
-        await reader.read()
-
-    server = Server(handler)
-
-    async def main() -> bytes:
-        pool = UpstreamPool()
-        client = _client(pool)
-        async with server as base:
-            body = await client.send(UpstreamCall("POST", base + "/v1/x", {}, b"{}"))
-        await pool.close()
-        return body
-
-    assert asyncio.run(main()) == b"{}"
+    body, server = _send(lambda n: b"NOT HTTP\r\n\r\n" if n == 1 else answer(b"{}"))
+    assert body == b"{}"
     assert len(server.requests) == 2  # the first answer was garbled: sent again
 
 
 def test_http_client_does_not_retry_an_answer_it_cannot_decode() -> None:
     """An unknown content-encoding comes back the same every time: one attempt, a 502 that
     names it (a fallback chain may still try another model)."""
-
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await server.read_request(reader)
-        writer.write(answer(b"xx", b"content-encoding: zstd\r\n"))
-        await writer.drain()
-        await reader.read()
-
-    server = Server(handler)
-
-    async def main() -> UpstreamMalformed:
-        pool = UpstreamPool()
-        client = _client(pool)
-        async with server as base:
-            with pytest.raises(UpstreamMalformed) as failed:
-                await client.send(UpstreamCall("POST", base + "/v1/x", {}, b"{}"))
-        await pool.close()
-        return failed.value
-
-    error = asyncio.run(main())
+    error, server = _send(lambda n: answer(b"xx", b"content-encoding: zstd\r\n"))
+    assert isinstance(error, UpstreamMalformed)
     assert str(error) == "acme answered with an unsupported content-encoding 'zstd'"
     assert (error.status, error.retryable) == (502, True)
     assert len(server.requests) == 1
