@@ -2,13 +2,16 @@
 
     .venv/bin/python benchmarks/compare.py [--against litellm] [--quick] [--duration 10]
     .venv/bin/python benchmarks/compare.py --soak 600 [--soak-rate 400]
+    .venv/bin/python benchmarks/compare.py --workers 1,2 [--redis-url redis://127.0.0.1:6379/0]
 
 The fake upstream (``fastupstream.py``) and Meterline (every default stage on, cache off: see
 ``targets.py``) always run; ``--against litellm`` adds LiteLLM's proxy (``litellm_proxy.py``).
 ``wrk`` (or the aiohttp fallback of ``loadgen.py``) drives each in turn, streaming and not, at
 each concurrency, with unique prompts. One table is printed (``--json`` also writes it as
 JSON); every child process is stopped on exit, error and Ctrl-C. ``--soak`` runs a steady rate
-instead and prints the gateway's memory over time (``soak.py``).
+instead and prints the gateway's memory over time (``soak.py``). ``--workers`` loads Meterline
+served by each number of worker processes in turn (``serve --workers``; the counters of every
+one of them in Redis, as several workers need) and prints req/s against the first.
 """
 
 from __future__ import annotations
@@ -30,8 +33,8 @@ from typing import Any
 
 from litellm_proxy import LITELLM_VERSION, ensure_litellm, start_litellm
 from loadgen import LoadResult, have_wrk, run_load
-from procs import cpu_seconds, machine_seconds, machine_share, memory_mb
-from report import console, print_results, print_soak
+from procs import cpu_seconds, group_pids, machine_seconds, machine_share, memory_mb
+from report import console, print_results, print_scaling, print_soak
 from soak import soak
 from targets import HERE, Target, check_answers, request_body, start_meterline, start_upstream
 
@@ -51,11 +54,21 @@ class Row:
     probe_requests: int = 0  # requests of the TTFT probe (with wrk), served but not measured
 
 
+def server_cpu(pid: int) -> float:
+    """CPU seconds of a server and the worker processes it forked."""
+    return sum(cpu_seconds(p) for p in group_pids(pid))
+
+
+def server_rss(pid: int) -> float:
+    """RSS (MiB) of a server and the worker processes it forked."""
+    return sum(memory_mb(p) for p in group_pids(pid))
+
+
 def ours_and_machine(pids: list[int]) -> tuple[float, float, float]:
     """CPU seconds of the servers, finished load generators and this process; the machine's
     busy and stolen seconds."""
     children, me = resource.getrusage(resource.RUSAGE_CHILDREN), os.times()
-    servers = sum(cpu_seconds(pid) for pid in pids)
+    servers = sum(server_cpu(pid) for pid in pids)
     ours = servers + children.ru_utime + children.ru_stime + me.user + me.system
     return ours, *machine_seconds()
 
@@ -66,12 +79,12 @@ def measure(
     """One load run against ``target``; CPU from its own process, ``pids`` are all servers."""
     label = f"  {target.name:9} stream={'yes' if stream else 'no':3} c={concurrency:<3}"
     console.print(label, end="")
-    cpu_before, (ours_before, busy_before, stolen_before) = (cpu_seconds(target.pid),
+    cpu_before, (ours_before, busy_before, stolen_before) = (server_cpu(target.pid),
                                                              ours_and_machine(pids))  # fmt: skip
     started = time.monotonic()
     body = request_body(stream)
     load = run_load(target.url, body, concurrency, args.duration, args.wrk, target.token)
-    cpu = cpu_seconds(target.pid) - cpu_before
+    cpu = server_cpu(target.pid) - cpu_before
     ours_after, busy_after, stolen_after = ours_and_machine(pids)
     others = (busy_after - busy_before) - (ours_after - ours_before)
     elapsed = time.monotonic() - started
@@ -107,21 +120,15 @@ def start_targets(stack: ExitStack, tmp: Path, args: argparse.Namespace) -> list
 def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     """Start the servers, warm them up, measure every row, print and return the results."""
     rows: list[Row] = []
-    served: dict[str, int] = {}
     with ExitStack() as stack:
         targets = start_targets(stack, tmp, args)
-        rss_before = {t.name: memory_mb(t.pid) for t in targets[1:]}
-        for target in targets:
-            for stream in (False, True):
-                body = request_body(stream)
-                warm = run_load(target.url, body, max(args.concurrency), args.warmup, args.wrk,
-                                target.token)  # fmt: skip
-                served[target.name] = served.get(target.name, 2) + warm.requests
+        rss_before = {t.name: server_rss(t.pid) for t in targets[1:]}
+        served = warm_up(targets, args)
         pids = [t.pid for t in targets]
         for stream in (False, True):
             for concurrency in args.concurrency:
                 rows += [measure(t, pids, stream, concurrency, args) for t in targets]
-        rss_after = {t.name: memory_mb(t.pid) for t in targets[1:]}
+        rss_after = {t.name: server_rss(t.pid) for t in targets[1:]}
     for row in rows:
         served[row.target] += row.load.requests + row.probe_requests
     memory = {
@@ -132,6 +139,47 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     logged = logged_rows(tmp / "bench.db")
     print_results(rows, memory, logged)
     return {"rows": [row_json(r) for r in rows], "memory": memory, "meterline_log_rows": logged}
+
+
+def warm_up(targets: list[Target], args: argparse.Namespace) -> dict[str, int]:
+    """Each target loaded plain and streamed for ``--warmup`` seconds; requests served by each
+    (counting the two of ``check_answers``)."""
+    served: dict[str, int] = {}
+    for target in targets:
+        for stream in (False, True):
+            warm = run_load(target.url, request_body(stream), max(args.concurrency), args.warmup,
+                            args.wrk, target.token)  # fmt: skip
+            served[target.name] = served.get(target.name, 2) + warm.requests
+    return served
+
+
+def run_scaling(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    """Meterline served by each number of workers in ``--workers``, every one with its
+    counters in Redis, so that the rows differ in the workers alone; loaded in turn at each
+    concurrency, plain and streamed."""
+    rows: list[Row] = []
+    with ExitStack() as stack:
+        upstream, port = start_upstream(stack, tmp)
+        targets = []
+        for workers in args.workers:
+            where = tmp / f"workers-{workers}"
+            where.mkdir()
+            target = start_meterline(stack, where, port, workers=workers,
+                                     redis_url=args.redis_url, name=f"{workers}w")  # fmt: skip
+            check_answers(target)
+            targets.append(target)
+        served = warm_up(targets, args)
+        pids = [upstream.pid] + [t.pid for t in targets]
+        for stream in (False, True):
+            for concurrency in args.concurrency:
+                rows += [measure(t, pids, stream, concurrency, args) for t in targets]
+        rss = {t.name: server_rss(t.pid) for t in targets}
+    for row in rows:
+        served[row.target] += row.load.requests + row.probe_requests
+    logged = {f"{n}w": logged_rows(tmp / f"workers-{n}" / "bench.db") for n in args.workers}
+    print_scaling(rows, args.workers, rss, served, logged)
+    return {"rows": [row_json(r) for r in rows], "rss_mib": rss, "requests_served": served,
+            "log_rows": logged}  # fmt: skip
 
 
 def row_json(row: Row) -> dict[str, Any]:
@@ -173,8 +221,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--soak-rate", type=float, default=400.0, help="requests/s in the soak")
     parser.add_argument("--soak-interval", type=float, default=10.0, help="seconds per sample")
+    parser.add_argument("--workers", help="scaling run instead: worker counts, e.g. 1,2")
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0",
+                        help="the counters' Redis for --workers")  # fmt: skip
     args = parser.parse_args(argv)  # fmt: skip
     args.concurrency = [int(c) for c in args.concurrency.split(",") if c.strip()]
+    if args.workers:
+        args.workers = [int(n) for n in args.workers.split(",") if n.strip()]
+        if args.against or args.soak:
+            parser.error("--workers is a run of its own: not with --against or --soak")
     if args.quick:
         args.duration = 2
         args.concurrency = [c for c in args.concurrency if c <= 10] or args.concurrency[:1]
@@ -198,14 +253,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.against == "litellm" and not args.soak:
             args.litellm_bin = ensure_litellm(args.workdir / "litellm-venv", console.print)
-        n = 3 if args.against else 2
+        n = len(args.workers) if args.workers else 3 if args.against else 2
         runs = args.soak or 2 * n * (len(args.concurrency) * args.duration + args.warmup)
         versus = f"LiteLLM {LITELLM_VERSION}; " if args.against and not args.soak else ""
         loadgen = "aiohttp" if args.soak or not args.wrk else "wrk"
         console.print(f"{versus}load generator: {loadgen}; "
                       f"~{runs:.0f} s of load on {os.cpu_count()} core(s)")  # fmt: skip
         with tempfile.TemporaryDirectory(prefix="meterline-bench-") as tmp:
-            results = run_soak(args, Path(tmp)) if args.soak else run(args, Path(tmp))
+            job = run_soak if args.soak else run_scaling if args.workers else run
+            results = job(args, Path(tmp))
     except KeyboardInterrupt:
         console.print("\ninterrupted; servers stopped")
         return 130

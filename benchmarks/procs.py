@@ -16,6 +16,7 @@ __all__ = [
     "child",
     "cpu_seconds",
     "free_port",
+    "group_pids",
     "machine_seconds",
     "machine_share",
     "memory_mb",
@@ -35,6 +36,19 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU of the whole process (all threads), from /proc/<pid>/stat."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def group_pids(leader: int) -> list[int]:
+    """The processes of the session ``leader`` started (``child`` starts each server in a
+    session of its own): a server and the workers it forked."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with suppress(OSError):
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                if int(fields[3]) == leader:  # the session id
+                    pids.append(int(entry.name))
+    return pids
 
 
 def machine_seconds() -> tuple[float, float]:

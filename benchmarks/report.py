@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     from compare import Row
     from soak import SoakResult
 
-__all__ = ["console", "print_results", "print_soak"]
+__all__ = ["console", "print_results", "print_scaling", "print_soak"]
 
 console = Console(width=max(160, Console().width))  # wide enough for the table
 
@@ -102,6 +102,48 @@ def print_results(rows: list[Row], memory: dict[str, dict[str, Any]], logged: in
     served = memory.get("meterline", {}).get("requests_served", 0)
     console.print(f"meterline request-log rows: {logged:,} for {served:,} requests "
                   f"({'none lost' if logged >= served else 'ROWS MISSING'})")  # fmt: skip
+
+
+def print_scaling(
+    rows: list[Row],
+    workers: list[int],
+    rss: dict[str, float],
+    served: dict[str, int],
+    logged: dict[str, int],
+) -> None:
+    """One row per (stream, concurrency, workers): req/s and its ratio to the first count."""
+    table = Table(
+        title="Meterline served by N worker processes (counters in Redis for every N)",
+        caption=f"× {workers[0]}w: req/s ÷ req/s with {workers[0]} worker(s) at the same "
+        "stream/concurrency. CPU s/1k: CPU seconds of all the server's processes per 1,000 "
+        "requests. other CPU: machine share used outside the benchmark (the load generator "
+        "counts as ours; Redis, which the workers use, as other). steal: taken by the host.",
+    )
+    for name in ("workers", "stream", "conc", "req/s", f"× {workers[0]}w", "p50 ms", "p99 ms",
+                 "errors", "CPU s/1k", "other CPU", "steal"):  # fmt: skip
+        table.add_column(name, justify="left" if name == "stream" else "right")
+    base = {(r.stream, r.concurrency): r.load.rps for r in rows if r.target == f"{workers[0]}w"}
+    for row in rows:
+        first = base.get((row.stream, row.concurrency))
+        load = row.load
+        table.add_row(
+            row.target.removesuffix("w"),
+            "yes" if row.stream else "no",
+            str(row.concurrency),
+            f"{load.rps:,.0f}",
+            f"{load.rps / first:.2f}×" if first else "",
+            f"{load.p50_ms:.2f}",
+            f"{load.p99_ms:.2f}",
+            str(load.errors),
+            f"{row.cpu_per_1k:.2f}",
+            f"{row.other_pct:.0f}%",
+            f"{row.steal_pct:.0f}%",
+        )
+    console.print(table)
+    for name in rss:
+        lost = "none lost" if logged[name] >= served[name] else "ROWS MISSING"
+        console.print(f"{name}: RSS {rss[name]:.1f} MiB (all processes) after {served[name]:,} "
+                      f"requests; request-log rows {logged[name]:,} ({lost})")  # fmt: skip
 
 
 def print_soak(result: SoakResult) -> None:

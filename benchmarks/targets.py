@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import subprocess
 import sys
 import time
@@ -59,8 +60,13 @@ def request_body(stream: bool) -> str:
     return json.dumps(body)
 
 
-def gateway_config(tmp: Path, upstream_port: int) -> Path:
+def gateway_config(tmp: Path, upstream_port: int, redis_url: str | None = None) -> Path:
+    """The benchmark's configuration; with ``redis_url`` the counters (rate limits, budgets)
+    live in Redis, under a prefix of this run's own, as several workers need."""
     path = tmp / "meterline.yaml"
+    shared = ""
+    if redis_url:
+        shared = f"  redis_url: '{redis_url}'\n  redis_prefix: 'bench-{secrets.token_hex(4)}:'\n"
     path.write_text(
         "providers:\n"
         "  - name: openai\n"
@@ -72,7 +78,7 @@ def gateway_config(tmp: Path, upstream_port: int) -> Path:
         "  budgets:\n"
         f'    - {{scope: global, period: daily, usd: "{BUDGET}"}}\n'
         f'    - {{scope: tenant, subject: bench, period: monthly, usd: "{BUDGET}"}}\n'
-        f"  tenants: {{bench: {{rpm: {HIGH}, tpm: {HIGH}000}}}}\n"
+        f"  tenants: {{bench: {{rpm: {HIGH}, tpm: {HIGH}000}}}}\n" + shared
     )
     return path
 
@@ -106,17 +112,29 @@ def start_upstream(stack: ExitStack, tmp: Path) -> tuple[Target, int]:
     return Target("direct", f"http://127.0.0.1:{port}{CHAT_PATH}", TOKEN, pid), port
 
 
-def start_meterline(stack: ExitStack, tmp: Path, upstream_port: int) -> Target:
-    """Meterline in front of the fake upstream (request log: ``tmp/bench.db``)."""
+def start_meterline(
+    stack: ExitStack,
+    tmp: Path,
+    upstream_port: int,
+    *,
+    workers: int = 1,
+    redis_url: str | None = None,
+    name: str = "meterline",
+) -> Target:
+    """Meterline in front of the fake upstream (request log: ``tmp/bench.db``); ``workers``
+    processes (``serve --workers``, which needs ``redis_url``)."""
     port = free_port()
-    config, database_url = gateway_config(tmp, upstream_port), f"sqlite:///{tmp / 'bench.db'}"
+    config = gateway_config(tmp, upstream_port, redis_url)
+    database_url = f"sqlite:///{tmp / 'bench.db'}"
     key = create_key(tmp, config, database_url)
     command = [sys.executable, "-m", "meterline.cli", "serve", "--host", "127.0.0.1"]
     command += ["--port", str(port), "--config", str(config)]
     command += ["--database-url", database_url, "--log-level", "warning"]
+    if workers > 1:
+        command += ["--workers", str(workers)]
     pid = stack.enter_context(child(command, tmp / "meterline.log", gateway_env(tmp)))
     wait_ready(f"http://127.0.0.1:{port}/health", pid, tmp / "meterline.log")
-    return Target("meterline", f"http://127.0.0.1:{port}{CHAT_PATH}", key, pid)
+    return Target(name, f"http://127.0.0.1:{port}{CHAT_PATH}", key, pid)
 
 
 def post(url: str, body: str, token: str) -> bytes:

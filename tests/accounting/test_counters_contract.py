@@ -11,10 +11,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
-from redis.exceptions import ResponseError
 
 from meterline.accounting.counters import Counters, Hold, Level, MemoryCounters, WindowHit
 from meterline.accounting.counters.redis import INT64_MAX, RedisCounters
+from meterline.resp import RedisReplyError
 
 REDIS_URL = os.environ.get("METERLINE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 TTL = 3600
@@ -307,7 +307,7 @@ async def test_redis_keys_carry_the_prefix(redis_counters: RedisCounters) -> Non
 async def test_redis_overflow_raises_and_changes_nothing(redis_counters: RedisCounters) -> None:
     holds = [Hold("ok", 10, TTL), Hold("huge", None, TTL)]
     await redis_counters.reserve(holds[1:], INT64_MAX - 1)
-    with pytest.raises(ResponseError, match="would overflow"):
+    with pytest.raises(RedisReplyError, match="would overflow"):
         await redis_counters.reserve(holds, 2)
     assert await redis_counters.levels(["ok", "huge"]) == [Level(0, 0), Level(0, INT64_MAX - 1)]
 

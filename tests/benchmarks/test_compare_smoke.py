@@ -36,3 +36,26 @@ def test_tiny_benchmark_run(tmp_path: Path) -> None:
         r["requests"] for r in rows if r["target"] == "meterline"
     )
     assert results["meterline_log_rows"] == memory["requests_served"]
+
+
+def test_tiny_scaling_run(tmp_path: Path) -> None:
+    """``--workers 1,2``: Meterline served by one worker, then by two, each with its counters in
+    the real Redis; every request answered and logged."""
+    out = tmp_path / "scaling.json"
+    command = [sys.executable, "-m", "meterline.cli", "bench", "--workers", "1,2"]
+    command += ["--duration", "1", "--concurrency", "2", "--warmup", "0.5"]
+    command += ["--loadgen", "aiohttp", "--json", str(out)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Meterline served by N worker processes" in done.stdout
+    results = json.loads(out.read_text())
+    rows = results["rows"]
+    assert {(r["target"], r["stream"]) for r in rows} == {
+        (w, s) for w in ("1w", "2w") for s in (False, True)
+    }
+    for row in rows:
+        assert row["requests"] > 0 and row["errors"] == 0, row
+        assert row["rps"] > 0 and row["cpu_s_per_1k"] > 0, row
+    for name in ("1w", "2w"):
+        assert results["log_rows"][name] == results["requests_served"][name]
+        assert results["rss_mib"][name] > 0

@@ -31,14 +31,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from meterline.accounting.counters.base import Hold, Level, WindowHit
-
-try:
-    import redis.asyncio as aioredis
-    from redis.exceptions import RedisError
-except ImportError as exc:  # pragma: no cover - depends on the installation
-    raise ImportError(
-        "Redis counters need the redis client: pip install 'meterline[redis]'"
-    ) from exc
+from meterline.resp import Redis, RedisReplyError
 
 __all__ = ["INT64_MAX", "RedisCounters"]
 
@@ -151,29 +144,25 @@ def _capped(limit: int) -> str:
 
 class RedisCounters:
     """:class:`~meterline.accounting.counters.base.Counters` on a shared Redis: atomic Lua
-    scripts, exact 64-bit integer arithmetic. Open with :meth:`connect`, release with
-    :meth:`aclose`."""
+    scripts, exact 64-bit integer arithmetic (through :mod:`meterline.resp`). Open with
+    :meth:`connect`, release with :meth:`aclose`."""
 
-    def __init__(self, client: aioredis.Redis, prefix: str = "meterline:") -> None:
+    def __init__(self, client: Redis, prefix: str = "meterline:") -> None:
         self._redis = client
         self.prefix = prefix
-        self._reserve = client.register_script(_PRELUDE + _RESERVE)
-        self._settle = client.register_script(_PRELUDE + _SETTLE)
-        self._seed = client.register_script(_SEED)
-        self._hit = client.register_script(_PRELUDE + _HIT)
-        self._add = client.register_script(_ADD)
+        self._reserve = client.script(_PRELUDE + _RESERVE)
+        self._settle = client.script(_PRELUDE + _SETTLE)
+        self._seed = client.script(_SEED)
+        self._hit = client.script(_PRELUDE + _HIT)
+        self._add = client.script(_ADD)
 
     @classmethod
     async def connect(cls, url: str, prefix: str = "meterline:") -> RedisCounters:
         """Connect to ``url`` and ping once, so a wrong URL fails at start-up."""
-        # A blocking pool makes bursts wait briefly for a connection instead of failing.
-        pool = aioredis.BlockingConnectionPool.from_url(
-            url, decode_responses=True, max_connections=64, timeout=5
-        )
-        client = aioredis.Redis.from_pool(pool)  # the client owns and closes the pool
+        client = Redis.from_url(url)
         try:
-            await client.ping()
-        except (RedisError, OSError) as exc:
+            await client.execute("PING")
+        except (RedisReplyError, OSError) as exc:
             await client.aclose()
             raise ConnectionError(f"cannot reach Redis at {_redacted(url)}: {exc}") from exc
         return cls(client, prefix)
@@ -187,7 +176,7 @@ class RedisCounters:
         args: list[str | int] = [str(amount)]
         for hold in holds:
             args += ["" if hold.limit is None else _capped(hold.limit), hold.ttl]
-        refused: Any = await self._reserve(keys=[self._key(h.key) for h in holds], args=args)
+        refused: Any = await self._reserve([self._key(h.key) for h in holds], args)
         return int(refused) - 1 if int(refused) else None
 
     async def settle(self, holds: list[Hold], reserved: int, actual: int) -> list[int]:
@@ -195,29 +184,25 @@ class RedisCounters:
             return []
         args: list[str | int] = [str(reserved), str(-reserved), str(actual)]
         args += [h.ttl for h in holds]
-        spent = await self._settle(keys=[self._key(h.key) for h in holds], args=args)
+        spent = await self._settle([self._key(h.key) for h in holds], args)
         return [int(value) for value in spent]
 
     async def levels(self, keys: list[str]) -> list[Level]:
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for key in keys:
-                pipe.hmget(self._key(key), ["spent", "reserved"])
-            rows: list[list[str | None]] = await pipe.execute()
+        rows = await self._redis.many([("HMGET", self._key(k), "spent", "reserved") for k in keys])
         return [Level(int(spent or 0), int(reserved or 0)) for spent, reserved in rows]
 
     async def seed(self, key: str, spent: int, ttl: int) -> None:
-        await self._seed(keys=[self._key(key)], args=[str(spent), ttl])
+        await self._seed([self._key(key)], [str(spent), ttl])
 
     async def hit(self, key: str, limit: int, amount: int, ttl: int) -> WindowHit:
-        args: list[str | int] = [_capped(limit), str(amount), ttl]
-        allowed, count = await self._hit(keys=[self._key(key)], args=args)
+        allowed, count = await self._hit([self._key(key)], [_capped(limit), str(amount), ttl])
         return WindowHit(bool(allowed), int(count))
 
     async def add(self, key: str, amount: int, ttl: int) -> int:
-        return int(await self._add(keys=[self._key(key)], args=[str(amount), ttl]))
+        return int(await self._add([self._key(key)], [str(amount), ttl]))
 
     async def get(self, key: str) -> int:
-        value = await self._redis.get(self._key(key))
+        value = await self._redis.execute("GET", self._key(key))
         return int(value) if value is not None else 0
 
     async def aclose(self) -> None:
