@@ -12,7 +12,14 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as aioredis
 
-from meterline.accounting.counters import Counters, Hold, Level, MemoryCounters, WindowHit
+from meterline.accounting.counters import (
+    Counters,
+    Hold,
+    Level,
+    MemoryCounters,
+    Window,
+    WindowHit,
+)
 from meterline.accounting.counters.redis import INT64_MAX, RedisCounters
 from meterline.resp import RedisReplyError
 
@@ -196,6 +203,40 @@ async def test_ttls_are_applied(counters: Counters) -> None:
     await counters.add("a", 1, 600)
     for key, ttl in [("r", 100), ("u", 200), ("s", 300), ("seeded", 400), ("h", 500), ("a", 600)]:
         await _assert_ttl(counters, key, ttl)
+
+
+async def test_admit_checks_each_window_in_order_and_stops_at_a_refusal(
+    counters: Counters,
+) -> None:
+    tenant = Window("tpm:t", 100, "rpm:t", 3, TTL)
+    key = Window("tpm:k", None, "rpm:k", 2, TTL)  # tokens not limited: not read
+    tokens_only = Window("tpm:x", 50, "rpm:x", None, TTL)  # requests not limited: no hit
+    windows = [tenant, key, tokens_only]
+    assert await counters.admit(windows) == [(0, WindowHit(True, 1)), (None, WindowHit(True, 1)),
+                                             (0, None)]  # fmt: skip
+    assert await counters.admit(windows) == [(0, WindowHit(True, 2)), (None, WindowHit(True, 2)),
+                                             (0, None)]  # fmt: skip
+    # the key's window is full: the tenant's hit stands (as it would one scope at a time)
+    assert await counters.admit(windows) == [(0, WindowHit(True, 3)), (None, WindowHit(False, 2))]
+    assert [await counters.get(k) for k in ("rpm:t", "rpm:k", "rpm:x")] == [3, 2, 0]
+    await counters.add("tpm:t", 100, TTL)  # the tenant's tokens reach their limit
+    assert await counters.admit(windows) == [(100, None)]  # refused before any hit
+    assert await counters.get("rpm:t") == 3
+    assert await counters.admit([]) == []
+
+
+async def test_concurrent_admits_never_pass_a_limit(counters: Counters) -> None:
+    replicas = await _replicas(counters, 4)
+    windows = [Window("tpm:t", None, "rpm:t", 1000, TTL), Window("tpm:k", 10**6, "rpm:k", 37, TTL)]
+    try:
+        results = await asyncio.gather(*(replicas[i % 4].admit(windows) for i in range(200)))
+    finally:
+        for replica in replicas[1:]:
+            await replica.aclose()
+    admitted = [r for r in results if r[-1][1] is not None and r[-1][1].allowed]
+    assert len(admitted) == 37
+    assert sorted(r[1][1].count for r in admitted if r[1][1]) == list(range(1, 38))
+    assert await counters.get("rpm:t") == 200  # every one passed the tenant's window first
 
 
 # exactness -------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import asyncio
 import math
 import time
 
-from meterline.accounting.counters import Counters, MemoryCounters
+from meterline.accounting.counters import Counters, MemoryCounters, Window
 from meterline.errors import RateLimited
 from meterline.pipeline.context import Outcome, RequestContext
 from meterline.settings import AccountingSettings
@@ -23,22 +23,24 @@ _WINDOW = 60
 
 class _Limit:
     """One caller's limits at one scope, with what each request needs of them made once: the
-    counter keys of the current window (remade when the window changes) and the header texts."""
+    counters' window of the current minute (remade when the minute changes) and the header
+    texts."""
 
-    __slots__ = ("scope", "subject", "rpm", "tpm", "rpm_text", "tpm_text", "_minute", "_keys")
+    __slots__ = ("scope", "subject", "rpm", "tpm", "rpm_text", "tpm_text", "_minute", "_window")
 
     def __init__(self, scope: str, subject: str, rpm: int | None, tpm: int | None) -> None:
         self.scope, self.subject, self.rpm, self.tpm = scope, subject, rpm, tpm
         self.rpm_text, self.tpm_text = str(rpm), str(tpm)
         self._minute = -1
-        self._keys = ("", "")
+        self._window = Window("", None, "", None, _WINDOW * 2)
 
-    def keys(self, minute: int) -> tuple[str, str]:
-        """The request and token counters' keys for the window ``minute``."""
+    def window(self, minute: int) -> Window:
+        """The token and request counters of the window ``minute``."""
         if minute != self._minute:
             base = f"{self.scope}:{self.subject}:{minute}"
-            self._keys, self._minute = (f"rpm:{base}", f"tpm:{base}"), minute
-        return self._keys
+            self._window = Window(f"tpm:{base}", self.tpm, f"rpm:{base}", self.rpm, _WINDOW * 2)
+            self._minute = minute
+        return self._window
 
 
 _HEADERS = {
@@ -88,24 +90,20 @@ class RateLimitStage:
         minute = int(now // _WINDOW)
         reset = _WINDOW - (now % _WINDOW)
         reset_text = f"{math.ceil(reset)}s"
-        memory = self.memory
-        token_keys = []
-        for limit in limits:
-            rpm_key, tpm_key = limit.keys(minute)
-            if limit.tpm is not None:
-                token_keys.append(tpm_key)
-                used = memory.get_now(tpm_key) if memory else await self.counters.get(tpm_key)
+        windows = [limit.window(minute) for limit in limits]
+        memory = self.memory  # in process: no coroutine needed
+        admitted = memory.admit_now(windows) if memory else await self.counters.admit(windows)
+        for limit, (used, hit) in zip(limits, admitted, strict=False):  # it ends at a refusal
+            if used is not None and limit.tpm is not None:
                 self._headers(ctx, limit, "tokens", limit.tpm_text, limit.tpm - used, reset_text)
                 if used >= limit.tpm:
                     raise self._refuse(limit, "tokens", limit.tpm, reset)
-            if (rpm := limit.rpm) is not None:
-                if memory:
-                    hit = memory.hit_now(rpm_key, rpm, 1, _WINDOW * 2)
-                else:
-                    hit = await self.counters.hit(rpm_key, rpm, 1, _WINDOW * 2)
-                self._headers(ctx, limit, "requests", limit.rpm_text, rpm - hit.count, reset_text)
+            if hit is not None and limit.rpm is not None:
+                self._headers(ctx, limit, "requests", limit.rpm_text, limit.rpm - hit.count,
+                              reset_text)  # fmt: skip
                 if not hit.allowed:
-                    raise self._refuse(limit, "requests", rpm, reset)
+                    raise self._refuse(limit, "requests", limit.rpm, reset)
+        token_keys = [w.tokens_key for w in windows if w.tokens_limit is not None]
         if token_keys:
             ctx.on_complete(lambda c, o: self._count_tokens(token_keys, o))
         return None

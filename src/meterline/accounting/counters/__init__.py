@@ -1,9 +1,18 @@
 """Spend and rate counters: in memory (one process) or in Redis (many replicas)."""
 
-from meterline.accounting.counters.base import Counters, Hold, Level, WindowHit
+from meterline.accounting.counters.base import Admitted, Counters, Hold, Level, Window, WindowHit
 from meterline.accounting.counters.memory import MemoryCounters
 
-__all__ = ["Counters", "Hold", "Level", "MemoryCounters", "WindowHit", "open_counters"]
+__all__ = [
+    "Admitted",
+    "Counters",
+    "Hold",
+    "Level",
+    "MemoryCounters",
+    "Window",
+    "WindowHit",
+    "open_counters",
+]
 
 
 async def open_counters(redis_url: str | None, prefix: str = "meterline:") -> Counters:

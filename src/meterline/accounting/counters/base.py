@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-__all__ = ["Counters", "Hold", "Level", "WindowHit"]
+__all__ = ["Admitted", "Counters", "Hold", "Level", "Window", "WindowHit"]
 
 
 # Not frozen: several of each are made per request, and a frozen __init__ costs twice as much.
@@ -35,6 +35,20 @@ class Level:
 class WindowHit:
     allowed: bool
     count: int  # the window's count after this hit (or as it stands, if refused)
+
+
+@dataclass(slots=True)
+class Window:
+    """A caller's two one-minute windows at one scope, checked together by ``admit``."""
+
+    tokens_key: str
+    tokens_limit: int | None  # None: tokens are not limited here (the window is not read)
+    requests_key: str
+    requests_limit: int | None  # None: requests are not limited here (no hit)
+    ttl: int
+
+
+Admitted = tuple[int | None, WindowHit | None]  # (tokens used, the request hit) of one window
 
 
 class Counters(Protocol):
@@ -63,5 +77,12 @@ class Counters(Protocol):
         ...
 
     async def get(self, key: str) -> int: ...
+
+    async def admit(self, windows: list[Window]) -> list[Admitted]:
+        """Each window in order: its token count (when limited; at or past the limit refuses,
+        and the list ends with that window), then a hit of one request (when limited; a
+        refused hit ends the list). One atomic step on Redis, where it saves a round trip per
+        window and check."""
+        ...
 
     async def aclose(self) -> None: ...

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from meterline.accounting.counters.base import Hold, Level, WindowHit
+from meterline.accounting.counters.base import Admitted, Hold, Level, Window, WindowHit
 
 __all__ = ["MemoryCounters"]
 
@@ -88,6 +88,27 @@ class MemoryCounters:
     def get_now(self, key: str) -> int:
         """:meth:`get` without awaiting."""
         return self._windows.get(key, 0)
+
+    async def admit(self, windows: list[Window]) -> list[Admitted]:
+        return self.admit_now(windows)
+
+    def admit_now(self, windows: list[Window]) -> list[Admitted]:
+        """:meth:`admit` without awaiting."""
+        out: list[Admitted] = []
+        for w in windows:
+            used = None
+            if w.tokens_limit is not None:
+                used = self._windows.get(w.tokens_key, 0)
+                if used >= w.tokens_limit:
+                    out.append((used, None))
+                    return out
+            hit = None
+            if w.requests_limit is not None:
+                hit = self.hit_now(w.requests_key, w.requests_limit, 1, w.ttl)
+            out.append((used, hit))
+            if hit is not None and not hit.allowed:
+                return out
+        return out
 
     async def aclose(self) -> None:
         """Nothing to release."""

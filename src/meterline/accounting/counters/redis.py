@@ -30,7 +30,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from meterline.accounting.counters.base import Hold, Level, WindowHit
+from meterline.accounting.counters.base import Admitted, Hold, Level, Window, WindowHit
 from meterline.resp import Redis, RedisReplyError
 
 __all__ = ["INT64_MAX", "RedisCounters"]
@@ -129,6 +129,41 @@ return redis.call('GET', KEYS[1])
 """
 
 
+# KEYS: per window its tokens key, then its requests key. ARGV: per window the token limit and
+# the request limit ('' = none), then the ttl. Per window looked at: {tokens used ('' = not read),
+# '1' / '0' for a request hit allowed or refused ('' = none), the window's count ('' = none)};
+# the list ends at the first refusal.
+_ADMIT = """
+local out = {}
+for i = 1, #KEYS / 2 do
+  local tlimit, rlimit, ttl = ARGV[3 * i - 2], ARGV[3 * i - 1], ARGV[3 * i]
+  local used = ''
+  if tlimit ~= '' then
+    used = redis.call('GET', KEYS[2 * i - 1]) or '0'
+    if not within(tlimit, used, '1') then
+      out[#out + 1] = {used, '', ''}
+      return out
+    end
+  end
+  local allowed, count = '', ''
+  if rlimit ~= '' then
+    local key = KEYS[2 * i]
+    count = redis.call('GET', key) or '0'
+    if within(rlimit, count, '1') then
+      redis.call('INCRBY', key, 1)
+      redis.call('EXPIRE', key, ttl)
+      allowed, count = '1', redis.call('GET', key)
+    else
+      allowed = '0'
+    end
+  end
+  out[#out + 1] = {used, allowed, count}
+  if allowed == '0' then return out end
+end
+return out
+"""
+
+
 def _redacted(url: str) -> str:
     parts = urlsplit(url)
     if parts.password is None:
@@ -155,6 +190,7 @@ class RedisCounters:
         self._seed = client.script(_SEED)
         self._hit = client.script(_PRELUDE + _HIT)
         self._add = client.script(_ADD)
+        self._admit = client.script(_PRELUDE + _ADMIT)
 
     @classmethod
     async def connect(cls, url: str, prefix: str = "meterline:") -> RedisCounters:
@@ -204,6 +240,21 @@ class RedisCounters:
     async def get(self, key: str) -> int:
         value = await self._redis.execute("GET", self._key(key))
         return int(value) if value is not None else 0
+
+    async def admit(self, windows: list[Window]) -> list[Admitted]:
+        if not windows:
+            return []
+        keys: list[str] = []
+        args: list[str | int] = []
+        for w in windows:
+            keys += [self._key(w.tokens_key), self._key(w.requests_key)]
+            args.append("" if w.tokens_limit is None else _capped(w.tokens_limit))
+            args += ["" if w.requests_limit is None else _capped(w.requests_limit), w.ttl]
+        out: list[Admitted] = []
+        for used, allowed, count in await self._admit(keys, args):
+            hit = WindowHit(allowed == b"1", int(count)) if allowed else None
+            out.append((int(used) if used else None, hit))
+        return out
 
     async def aclose(self) -> None:
         await self._redis.aclose()
