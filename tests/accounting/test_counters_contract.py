@@ -178,28 +178,38 @@ async def test_seed_only_sets_absent_counters(counters: Counters) -> None:
 # windows ---------------------------------------------------------------------------------------
 
 
-async def test_hit_counts_up_to_the_limit(counters: Counters) -> None:
-    assert await counters.hit("w", 5, 2, TTL) == WindowHit(True, 2)
-    assert await counters.hit("w", 5, 3, TTL) == WindowHit(True, 5)  # exactly at the limit
-    assert await counters.hit("w", 5, 1, TTL) == WindowHit(False, 5)
-    assert await counters.get("w") == 5
-    assert await counters.hit("fresh", 3, 4, TTL) == WindowHit(False, 0)
+def _requests(key: str, limit: int, ttl: int = TTL) -> list[Window]:
+    return [Window(f"tokens-of-{key}", None, key, limit, ttl)]
+
+
+def _tokens(key: str, limit: int) -> list[Window]:
+    return [Window(key, limit, f"requests-of-{key}", None, TTL)]
+
+
+async def test_a_request_window_counts_up_to_its_limit(counters: Counters) -> None:
+    assert await counters.admit(_requests("w", 2)) == [(None, WindowHit(True, 1))]
+    assert await counters.admit(_requests("w", 2)) == [(None, WindowHit(True, 2))]  # at the limit
+    assert await counters.admit(_requests("w", 2)) == [(None, WindowHit(False, 2))]
+    assert await counters.get("w") == 2
+    assert await counters.admit(_requests("fresh", 0)) == [(None, WindowHit(False, 0))]
     assert await counters.get("fresh") == 0
 
 
-async def test_add_is_unconditional_and_get_reads_it(counters: Counters) -> None:
+async def test_add_is_unconditional_and_a_token_window_reads_it(counters: Counters) -> None:
     assert await counters.add("t", 700, TTL) == 700
     assert await counters.add("t", 50, TTL) == 750
     assert await counters.get("t") == 750
-    assert await counters.hit("t", 1000, 250, TTL) == WindowHit(True, 1000)
-    assert await counters.hit("t", 1000, 1, TTL) == WindowHit(False, 1000)
+    assert await counters.admit(_tokens("t", 751)) == [(750, None)]  # under the limit
+    await counters.add("t", 1, TTL)
+    assert await counters.admit(_tokens("t", 751)) == [(751, None)]  # at it: refused
+    assert await counters.get("requests-of-t") == 0
 
 
 async def test_ttls_are_applied(counters: Counters) -> None:
     await counters.reserve([Hold("r", 10, 100), Hold("u", None, 200)], 1)
     await counters.settle([Hold("s", None, 300)], 0, 1)
     await counters.seed("seeded", 1, 400)
-    await counters.hit("h", 10, 1, 500)
+    await counters.admit(_requests("h", 10, 500))
     await counters.add("a", 1, 600)
     for key, ttl in [("r", 100), ("u", 200), ("s", 300), ("seeded", 400), ("h", 500), ("a", 600)]:
         await _assert_ttl(counters, key, ttl)
@@ -265,14 +275,21 @@ async def test_values_near_int64_max_are_exact(counters: Counters) -> None:
     assert await counters.reserve([hold], 10) is None
     assert await counters.levels(["top"]) == [Level(INT64_MAX - 10, 10)]
     assert await counters.add("w", INT64_MAX - 1, TTL) == INT64_MAX - 1
-    assert await counters.hit("w", INT64_MAX, 2, TTL) == WindowHit(False, INT64_MAX - 1)
-    assert await counters.hit("w", INT64_MAX, 1, TTL) == WindowHit(True, INT64_MAX)
+    assert await counters.admit(_requests("w", INT64_MAX)) == [(None, WindowHit(True, INT64_MAX))]
+    assert await counters.admit(_requests("w", INT64_MAX)) == [(None, WindowHit(False, INT64_MAX))]
+    assert await counters.admit(_tokens("w", INT64_MAX)) == [(INT64_MAX, None)]  # refused
 
 
 async def test_big_window_counts_are_exact(counters: Counters) -> None:
-    assert await counters.add("w", BIG + 1, TTL) == BIG + 1
-    assert await counters.hit("w", 2 * BIG + 3, BIG + 3, TTL) == WindowHit(False, BIG + 1)
-    assert await counters.hit("w", 2 * BIG + 3, BIG + 2, TTL) == WindowHit(True, 2 * BIG + 3)
+    assert await counters.add("w", 2 * BIG + 2, TTL) == 2 * BIG + 2
+    assert await counters.admit(_tokens("w", 2 * BIG + 3)) == [(2 * BIG + 2, None)]  # 1 left
+    assert await counters.admit(_requests("w", 2 * BIG + 3)) == [
+        (None, WindowHit(True, 2 * BIG + 3))
+    ]
+    assert await counters.admit(_requests("w", 2 * BIG + 3)) == [
+        (None, WindowHit(False, 2 * BIG + 3))
+    ]
+    assert await counters.admit(_tokens("w", 2 * BIG + 3)) == [(2 * BIG + 3, None)]  # none left
     assert await counters.get("w") == 2 * BIG + 3
 
 
@@ -312,18 +329,6 @@ async def test_concurrent_reservations_never_pass_the_limit(counters: Counters) 
     spent = 10 * amount
     assert await counters.levels(["global", "seen"]) == [Level(spent, 0), Level(spent, 0)]
     assert spent <= limit
-
-
-async def test_concurrent_hits_never_pass_the_limit(counters: Counters) -> None:
-    replicas = await _replicas(counters, 4)
-    try:
-        hits = await asyncio.gather(*(replicas[i % 4].hit("rpm", 37, 1, TTL) for i in range(200)))
-    finally:
-        for replica in replicas[1:]:
-            await replica.aclose()
-    assert sum(h.allowed for h in hits) == 37
-    assert sorted(h.count for h in hits if h.allowed) == list(range(1, 38))
-    assert await counters.get("rpm") == 37
 
 
 # Redis only ------------------------------------------------------------------------------------

@@ -68,10 +68,6 @@ class Counters(Protocol):
         """Set ``spent`` for a counter that does not exist yet (rebuild after a restart)."""
         ...
 
-    async def hit(self, key: str, limit: int, amount: int, ttl: int) -> WindowHit:
-        """Add ``amount`` to a window counter if it stays within ``limit``."""
-        ...
-
     async def add(self, key: str, amount: int, ttl: int) -> int:
         """Add ``amount`` unconditionally (e.g. tokens used, known only afterwards)."""
         ...

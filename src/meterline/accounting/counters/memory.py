@@ -61,17 +61,14 @@ class MemoryCounters:
             self._spent[key] = spent
             self._touch(key, ttl)
 
-    async def hit(self, key: str, limit: int, amount: int, ttl: int) -> WindowHit:
-        return self.hit_now(key, limit, amount, ttl)
-
-    def hit_now(self, key: str, limit: int, amount: int, ttl: int) -> WindowHit:
-        """:meth:`hit` without awaiting."""
+    def _hit(self, key: str, limit: int, ttl: int) -> WindowHit:
+        """One more in a window, if it stays within ``limit``."""
         count = self._windows.get(key, 0)
-        if count + amount > limit:
+        if count >= limit:
             return WindowHit(False, count)
-        self._windows[key] = count + amount
+        self._windows[key] = count + 1
         self._touch(key, ttl)
-        return WindowHit(True, count + amount)
+        return WindowHit(True, count + 1)
 
     async def add(self, key: str, amount: int, ttl: int) -> int:
         return self.add_now(key, amount, ttl)
@@ -104,7 +101,7 @@ class MemoryCounters:
                     return out
             hit = None
             if w.requests_limit is not None:
-                hit = self.hit_now(w.requests_key, w.requests_limit, 1, w.ttl)
+                hit = self._hit(w.requests_key, w.requests_limit, w.ttl)
             out.append((used, hit))
             if hit is not None and not hit.allowed:
                 return out

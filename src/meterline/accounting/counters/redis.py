@@ -112,15 +112,6 @@ end
 return 0
 """
 
-# KEYS: window. ARGV: limit, amount, ttl. {allowed, count as a string}.
-_HIT = """
-local count = redis.call('GET', KEYS[1]) or '0'
-if not within(ARGV[1], count, ARGV[2]) then return {0, count} end
-redis.call('INCRBY', KEYS[1], ARGV[2])
-redis.call('EXPIRE', KEYS[1], ARGV[3])
-return {1, redis.call('GET', KEYS[1])}
-"""
-
 # KEYS: window. ARGV: amount, ttl. The count as a string.
 _ADD = """
 redis.call('INCRBY', KEYS[1], ARGV[1])
@@ -188,7 +179,6 @@ class RedisCounters:
         self._reserve = client.script(_PRELUDE + _RESERVE)
         self._settle = client.script(_PRELUDE + _SETTLE)
         self._seed = client.script(_SEED)
-        self._hit = client.script(_PRELUDE + _HIT)
         self._add = client.script(_ADD)
         self._admit = client.script(_PRELUDE + _ADMIT)
 
@@ -229,10 +219,6 @@ class RedisCounters:
 
     async def seed(self, key: str, spent: int, ttl: int) -> None:
         await self._seed([self._key(key)], [str(spent), ttl])
-
-    async def hit(self, key: str, limit: int, amount: int, ttl: int) -> WindowHit:
-        allowed, count = await self._hit([self._key(key)], [_capped(limit), str(amount), ttl])
-        return WindowHit(bool(allowed), int(count))
 
     async def add(self, key: str, amount: int, ttl: int) -> int:
         return int(await self._add([self._key(key)], [str(amount), ttl]))
