@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import ssl
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +20,10 @@ from tests.providers.test_upstream_pool import self_signed
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
-Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
-
 
 @pytest.fixture(params=["asyncio", "uvloop"])
 def run(request: pytest.FixtureRequest) -> Callable[[Coroutine[Any, Any, Any]], Any]:
-    return asyncio.run if request.param == "asyncio" else uvloop.run  # type: ignore[no-any-return]
+    return asyncio.run if request.param == "asyncio" else uvloop.run
 
 
 def test_commands_and_replies_of_each_kind(run: Any) -> None:
@@ -122,17 +120,29 @@ def test_the_database_of_the_url_is_selected(run: Any) -> None:
 
 
 class Fake:
-    """A loopback (or unix-socket, or TLS) server that records what it reads."""
+    """A loopback (or unix-socket, or TLS) server that records the commands it reads. Each
+    connection goes through ``steps``: read so many commands, then write that reply (a byte at a
+    time with ``split``); then it waits for the client to leave."""
 
-    def __init__(self, handler: Handler, *, path: Path | None = None,
-                 context: ssl.SSLContext | None = None) -> None:  # fmt: skip
-        self.handler, self.path, self.context = handler, path, context
+    def __init__(self, steps: list[tuple[int, bytes]], *, split: bool = False,
+                 path: Path | None = None, context: ssl.SSLContext | None = None) -> None:  # fmt: skip
+        self.steps, self.split, self.path, self.context = steps, split, path, context
         self.received = b""
+        self.connections = 0
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        for count, reply in self.steps:
+            await self.read(reader, count)
+            for piece in [reply[i : i + 1] for i in range(len(reply))] if self.split else [reply]:
+                writer.write(piece)
+                await writer.drain()
+        await reader.read()
 
     async def __aenter__(self) -> int:
         async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            self.connections += 1
             try:
-                await self.handler(reader, writer)
+                await self.serve(reader, writer)
             except (ConnectionError, asyncio.IncompleteReadError):
                 pass
             finally:
@@ -157,18 +167,26 @@ class Fake:
                 self.received += size + await reader.readexactly(int(size[1:]) + 2)
 
 
+def _ask(run: Any, fake: Fake, client_for: Callable[[int], Redis], *command: Any) -> Any:
+    """``command`` sent through the client ``client_for(port)`` makes: its reply, or the
+    exception it raised."""
+
+    async def main() -> Any:
+        async with fake as port:
+            client = client_for(port)
+            try:
+                return await client.execute(*command)
+            except (RedisReplyError, OSError) as exc:
+                return exc
+            finally:
+                await client.aclose()
+
+    return run(main())
+
+
 def test_replies_split_anywhere_are_put_together(run: Any) -> None:
     reply = b"*3\r\n$5\r\nhello\r\n:42\r\n*2\r\n$-1\r\n+OK\r\n" + b"$3\r\nend\r\n"
-
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await fake.read(reader, 2)
-        for i in range(len(reply)):  # one byte per write
-            writer.write(reply[i : i + 1])
-            await writer.drain()
-            await asyncio.sleep(0)
-        await reader.read()
-
-    fake = Fake(handler)
+    fake = Fake([(2, reply)], split=True)
 
     async def main() -> list[Any]:
         async with fake as port:
@@ -183,20 +201,20 @@ def test_replies_split_anywhere_are_put_together(run: Any) -> None:
 
 
 def test_a_silent_server_times_out_and_the_next_call_reconnects(run: Any) -> None:
-    connections = 0
+    fake = Fake([(1, b"+PONG\r\n")])
+    answering = fake.serve
 
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        nonlocal connections
-        connections += 1
-        await fake.read(reader, 1)
-        if connections > 1:
-            writer.write(b"+PONG\r\n")
-            await writer.drain()
-        await reader.read()
+    async def first_connection_silent(reader: asyncio.StreamReader,
+                                      writer: asyncio.StreamWriter) -> None:  # fmt: skip
+        if fake.connections == 1:
+            await fake.read(reader, 1)
+            await reader.read()
+        else:
+            await answering(reader, writer)
 
-    fake = Fake(handler)
+    fake.serve = first_connection_silent  # type: ignore[method-assign]
 
-    async def main() -> tuple[list[BaseException], str]:
+    async def main() -> tuple[Any, str]:
         async with fake as port:
             client = Redis(port=port, timeout=0.2)
             try:
@@ -209,99 +227,41 @@ def test_a_silent_server_times_out_and_the_next_call_reconnects(run: Any) -> Non
 
     errors, pong = run(main())
     assert [type(e) for e in errors] == [TimeoutError, TimeoutError]
-    assert pong == "PONG" and connections == 2
+    assert pong == "PONG" and fake.connections == 2
 
 
 def test_login_and_database_from_the_url(run: Any) -> None:
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await fake.read(reader, 2)  # the login, sent before anything else
-        writer.write(b"+OK\r\n+OK\r\n")
-        await fake.read(reader, 1)
-        writer.write(b"+PONG\r\n")
-        await writer.drain()
-        await reader.read()
-
-    fake = Fake(handler)
-
-    async def main() -> str:
-        async with fake as port:
-            client = Redis.from_url(f"redis://app:p%40ss@127.0.0.1:{port}/2")
-            try:
-                return str(await client.execute("PING"))
-            finally:
-                await client.aclose()
-
-    assert run(main()) == "PONG"
+    fake = Fake([(2, b"+OK\r\n+OK\r\n"), (1, b"+PONG\r\n")])  # the login comes first
+    url = "redis://app:p%40ss@127.0.0.1:{}/2"
+    assert _ask(run, fake, lambda port: Redis.from_url(url.format(port)), "PING") == "PONG"
     assert fake.received == (b"*3\r\n$4\r\nAUTH\r\n$3\r\napp\r\n$4\r\np@ss\r\n"
                              b"*2\r\n$6\r\nSELECT\r\n$1\r\n2\r\n*1\r\n$4\r\nPING\r\n")  # fmt: skip
 
 
 def test_a_refused_login_fails_the_call(run: Any) -> None:
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await fake.read(reader, 1)
-        writer.write(b"-WRONGPASS invalid username-password pair\r\n")
-        await writer.drain()
-        await reader.read()
-
-    fake = Fake(handler)
-
-    async def main() -> None:
-        async with fake as port:
-            client = Redis.from_url(f"redis://:nope@127.0.0.1:{port}")
-            try:
-                with pytest.raises(RedisReplyError, match="WRONGPASS"):
-                    await client.execute("PING")
-            finally:
-                await client.aclose()
-
-    run(main())
+    fake = Fake([(1, b"-WRONGPASS invalid username-password pair\r\n")])
+    url = "redis://:nope@127.0.0.1:{}"
+    error = _ask(run, fake, lambda port: Redis.from_url(url.format(port)), "PING")
+    assert isinstance(error, RedisReplyError) and str(error).startswith("WRONGPASS")
     assert fake.received == b"*2\r\n$4\r\nAUTH\r\n$4\r\nnope\r\n"
 
 
-def _pong(fake: Fake) -> Handler:
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await fake.read(reader, 1)
-        writer.write(b"+PONG\r\n")
-        await writer.drain()
-        await reader.read()
-
-    return handler
-
-
 def test_a_unix_socket(run: Any, tmp_path: Path) -> None:
-    fake = Fake(lambda r, w: _pong(fake)(r, w), path=tmp_path / "redis.sock")
-
-    async def main() -> str:
-        async with fake:
-            client = Redis.from_url(f"unix://{tmp_path / 'redis.sock'}")
-            try:
-                return str(await client.execute("PING"))
-            finally:
-                await client.aclose()
-
-    assert run(main()) == "PONG"
+    fake = Fake([(1, b"+PONG\r\n")], path=tmp_path / "redis.sock")
+    url = f"unix://{tmp_path / 'redis.sock'}"
+    assert _ask(run, fake, lambda port: Redis.from_url(url), "PING") == "PONG"
 
 
 def test_tls_checks_the_servers_certificate(run: Any, tmp_path: Path) -> None:
     cert, key = self_signed(tmp_path, "127.0.0.1", "IP:127.0.0.1")
     served = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     served.load_cert_chain(cert, key)
-    fake = Fake(lambda r, w: _pong(fake)(r, w), context=served)
-
-    async def main() -> tuple[str, str]:
-        async with fake as port:
-            trusting = Redis(port=port, tls=ssl.create_default_context(cafile=str(cert)))
-            default = Redis.from_url(f"rediss://127.0.0.1:{port}")  # the system's authorities
-            try:
-                with pytest.raises(ssl.SSLError) as untrusted:
-                    await default.execute("PING")
-                return str(await trusting.execute("PING")), str(untrusted.value)
-            finally:
-                await trusting.aclose()
-                await default.aclose()
-
-    pong, error = run(main())
-    assert pong == "PONG" and "CERTIFICATE_VERIFY_FAILED" in error
+    trusted = ssl.create_default_context(cafile=str(cert))
+    fake = Fake([(1, b"+PONG\r\n")], context=served)
+    assert _ask(run, fake, lambda port: Redis(port=port, tls=trusted), "PING") == "PONG"
+    # rediss:// checks against the system's authorities, which do not know this certificate
+    error = _ask(run, fake, lambda port: Redis.from_url(f"rediss://127.0.0.1:{port}"), "PING")
+    assert isinstance(error, ssl.SSLError) and "CERTIFICATE_VERIFY_FAILED" in str(error)
 
 
 def test_urls_it_does_not_speak_are_refused() -> None:
