@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
 __all__ = ["console", "print_results", "print_scaling", "print_soak"]
 
-console = Console(width=max(160, Console().width))  # wide enough for the table
+console = Console(width=max(180, Console().width))  # wide enough for the table
 
 _COLUMNS = (
     "target",
