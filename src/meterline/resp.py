@@ -238,9 +238,8 @@ class Redis:
                     await loop.create_connection(lambda: conn, self.host, self.port, ssl=context)
                 hello: list[list[Arg]] = []
                 if self.password is not None:
-                    auth: list[Arg] = ["AUTH", self.password]
-                    hello.append(auth if self.username is None else [*auth[:1], self.username,
-                                                                     self.password])  # fmt: skip
+                    user = [] if self.username is None else [self.username]
+                    hello.append(["AUTH", *user, self.password])
                 if self.db:
                     hello.append(["SELECT", self.db])
                 sent = [conn.send(_pack(command)) for command in hello]  # in one go

@@ -110,9 +110,9 @@ class RateLimitStage:
 
     def _count_tokens(self, keys: list[str], outcome: Outcome) -> None:
         tokens = outcome.usage.total_tokens
-        if isinstance(self.counters, MemoryCounters):  # in process: no task needed
+        if self.memory:  # in process: no task needed
             for key in keys:
-                self.counters.add_now(key, tokens, _WINDOW * 2)
+                self.memory.add_now(key, tokens, _WINDOW * 2)
             return
         loop = asyncio.get_running_loop()
         for key in keys:

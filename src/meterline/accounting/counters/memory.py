@@ -80,10 +80,6 @@ class MemoryCounters:
         return self._windows[key]
 
     async def get(self, key: str) -> int:
-        return self.get_now(key)
-
-    def get_now(self, key: str) -> int:
-        """:meth:`get` without awaiting."""
         return self._windows.get(key, 0)
 
     async def admit(self, windows: list[Window]) -> list[Admitted]:
