@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/compare.py [--against litellm] [--quick] [--duration 10]
     .venv/bin/python benchmarks/compare.py --soak 600 [--soak-rate 400]
-    .venv/bin/python benchmarks/compare.py --workers 1,2 [--redis-url redis://127.0.0.1:6379/0]
+    .venv/bin/python benchmarks/compare.py --workers 1,2 [--counters file|redis] [--redis-url URL]
 
 The fake upstream (``fastupstream.py``) and Meterline (every default stage on, cache off: see
 ``targets.py``) always run; ``--against litellm`` adds LiteLLM's proxy (``litellm_proxy.py``).
@@ -11,7 +11,8 @@ each concurrency, with unique prompts. One table is printed (``--json`` also wri
 JSON); every child process is stopped on exit, error and Ctrl-C. ``--soak`` runs a steady rate
 instead and prints the gateway's memory over time (``soak.py``). ``--workers`` loads Meterline
 served by each number of worker processes in turn (``serve --workers``; the counters of every
-one of them in Redis, as several workers need) and prints req/s against the first.
+one of them in a counters file, or in Redis, as several workers need) and prints req/s against
+the first.
 """
 
 from __future__ import annotations
@@ -155,8 +156,8 @@ def warm_up(targets: list[Target], args: argparse.Namespace) -> dict[str, int]:
 
 def run_scaling(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     """Meterline served by each number of workers in ``--workers``, every one with its
-    counters in Redis, so that the rows differ in the workers alone; loaded in turn at each
-    concurrency, plain and streamed."""
+    counters where ``--counters`` says (one worker too), so that the rows differ in the workers
+    alone; loaded in turn at each concurrency, plain and streamed."""
     rows: list[Row] = []
     with ExitStack() as stack:
         upstream, port = start_upstream(stack, tmp)
@@ -164,8 +165,10 @@ def run_scaling(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         for workers in args.workers:
             where = tmp / f"workers-{workers}"
             where.mkdir()
-            target = start_meterline(stack, where, port, workers=workers,
-                                     redis_url=args.redis_url, name=f"{workers}w")  # fmt: skip
+            redis_url = args.redis_url if args.counters == "redis" else None
+            target = start_meterline(stack, where, port, workers=workers, redis_url=redis_url,
+                                     counters_file=args.counters == "file",
+                                     name=f"{workers}w")  # fmt: skip
             check_answers(target)
             targets.append(target)
         served = warm_up(targets, args)
@@ -177,9 +180,9 @@ def run_scaling(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     for row in rows:
         served[row.target] += row.load.requests + row.probe_requests
     logged = {f"{n}w": logged_rows(tmp / f"workers-{n}" / "bench.db") for n in args.workers}
-    print_scaling(rows, args.workers, rss, served, logged)
+    print_scaling(rows, args.workers, rss, served, logged, args.counters)
     return {"rows": [row_json(r) for r in rows], "rss_mib": rss, "requests_served": served,
-            "log_rows": logged}  # fmt: skip
+            "log_rows": logged, "counters": args.counters}  # fmt: skip
 
 
 def row_json(row: Row) -> dict[str, Any]:
@@ -222,8 +225,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--soak-rate", type=float, default=400.0, help="requests/s in the soak")
     parser.add_argument("--soak-interval", type=float, default=10.0, help="seconds per sample")
     parser.add_argument("--workers", help="scaling run instead: worker counts, e.g. 1,2")
+    parser.add_argument("--counters", choices=["file", "redis"], default="file",
+                        help="where --workers keeps the shared counters")  # fmt: skip
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0",
-                        help="the counters' Redis for --workers")  # fmt: skip
+                        help="the counters' Redis for --workers --counters redis")  # fmt: skip
     args = parser.parse_args(argv)  # fmt: skip
     args.concurrency = [int(c) for c in args.concurrency.split(",") if c.strip()]
     if args.workers:

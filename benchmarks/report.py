@@ -110,14 +110,16 @@ def print_scaling(
     rss: dict[str, float],
     served: dict[str, int],
     logged: dict[str, int],
+    counters: str = "file",
 ) -> None:
     """One row per (stream, concurrency, workers): req/s and its ratio to the first count."""
+    where = "a counters file" if counters == "file" else "Redis"
     table = Table(
-        title="Meterline served by N worker processes (counters in Redis for every N)",
+        title=f"Meterline served by N worker processes (counters in {where} for every N)",
         caption=f"× {workers[0]}w: req/s ÷ req/s with {workers[0]} worker(s) at the same "
         "stream/concurrency. CPU s/1k: CPU seconds of all the server's processes per 1,000 "
         "requests. other CPU: machine share used outside the benchmark (the load generator "
-        "counts as ours; Redis, which the workers use, as other). steal: taken by the host.",
+        "counts as ours; Redis, when the workers use it, as other). steal: taken by the host.",
     )
     for name in ("workers", "stream", "conc", "req/s", f"× {workers[0]}w", "p50 ms", "p99 ms",
                  "errors", "CPU s/1k", "other CPU", "steal"):  # fmt: skip

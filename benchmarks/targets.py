@@ -60,13 +60,18 @@ def request_body(stream: bool) -> str:
     return json.dumps(body)
 
 
-def gateway_config(tmp: Path, upstream_port: int, redis_url: str | None = None) -> Path:
+def gateway_config(
+    tmp: Path, upstream_port: int, redis_url: str | None = None, counters_file: bool = False
+) -> Path:
     """The benchmark's configuration; with ``redis_url`` the counters (rate limits, budgets)
-    live in Redis, under a prefix of this run's own, as several workers need."""
+    live in Redis, under a prefix of this run's own, with ``counters_file`` in a file in
+    ``tmp``: either is what several workers need."""
     path = tmp / "meterline.yaml"
     shared = ""
     if redis_url:
         shared = f"  redis_url: '{redis_url}'\n  redis_prefix: 'bench-{secrets.token_hex(4)}:'\n"
+    elif counters_file:
+        shared = f"  counters_file: '{tmp / 'counters'}'\n"
     path.write_text(
         "providers:\n"
         "  - name: openai\n"
@@ -119,12 +124,13 @@ def start_meterline(
     *,
     workers: int = 1,
     redis_url: str | None = None,
+    counters_file: bool = False,
     name: str = "meterline",
 ) -> Target:
     """Meterline in front of the fake upstream (request log: ``tmp/bench.db``); ``workers``
-    processes (``serve --workers``, which needs ``redis_url``)."""
+    processes (``serve --workers``), counters where :func:`gateway_config` puts them."""
     port = free_port()
-    config = gateway_config(tmp, upstream_port, redis_url)
+    config = gateway_config(tmp, upstream_port, redis_url, counters_file)
     database_url = f"sqlite:///{tmp / 'bench.db'}"
     key = create_key(tmp, config, database_url)
     command = [sys.executable, "-m", "meterline.cli", "serve", "--host", "127.0.0.1"]

@@ -1,4 +1,5 @@
-"""``meterline serve`` refuses unsafe start-ups and runs several workers over shared counters."""
+"""``meterline serve`` refuses unsafe start-ups and runs several workers over shared counters
+(in Redis, or in a counters file it makes)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import gc
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -29,10 +31,16 @@ def test_refuses_a_public_address_without_a_master_key(tmp_path: Path) -> None:
     assert proc.returncode == 2 and "METERLINE_MASTER_KEY" in out
 
 
-def test_refuses_several_workers_without_shared_counters(tmp_path: Path) -> None:
-    proc = _serve(tmp_path, "--workers", "2", "--port", str(free_port()))
-    out, _ = proc.communicate(timeout=30)
-    assert proc.returncode == 2 and "METERLINE_REDIS_URL" in out
+def _wait_healthy(proc: subprocess.Popen[str], port: int) -> httpx.Response:
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            return httpx.get(f"http://127.0.0.1:{port}/health", timeout=1)
+        except httpx.TransportError:
+            assert time.monotonic() < deadline and proc.poll() is None, (
+                proc.stdout.read() if proc.stdout else ""
+            )
+            time.sleep(0.2)
 
 
 def test_several_workers_with_redis_serve(tmp_path: Path) -> None:
@@ -40,20 +48,42 @@ def test_several_workers_with_redis_serve(tmp_path: Path) -> None:
     proc = _serve(tmp_path, "--workers", "2", "--port", str(port),
                   METERLINE_REDIS_URL="redis://127.0.0.1:6379/0")  # fmt: skip
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=1)
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline and proc.poll() is None, (
-                    proc.stdout.read() if proc.stdout else ""
-                )
-                time.sleep(0.2)
+        health = _wait_healthy(proc, port)
         assert health.status_code == 200 and health.json()["database"] == "ok"
     finally:
         proc.terminate()
         proc.communicate(timeout=30)
+
+
+def _counter_files() -> set[Path]:
+    return set(Path("/dev/shm").glob("meterline-counters-*")) | set(
+        Path(tempfile.gettempdir()).glob("meterline-counters-*")
+    )
+
+
+def test_several_workers_without_redis_share_a_counters_file(tmp_path: Path) -> None:
+    """Without Redis the workers share a counters file the parent makes (and removes at the
+    end): a key's rate limit holds across them."""
+    port, before = free_port(), _counter_files()
+    proc = _serve(tmp_path, "--workers", "2", "--port", str(port), METERLINE_MASTER_KEY="mk-t")
+    try:
+        assert _wait_healthy(proc, port).status_code == 200
+        made = _counter_files() - before
+        assert len(made) == 1
+        url, admin = f"http://127.0.0.1:{port}", {"authorization": "Bearer mk-t"}
+        key = httpx.post(f"{url}/api/keys", json={"name": "w", "tenant": "t", "rpm": 3},
+                         headers=admin).json()  # fmt: skip
+        body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+        statuses = [  # a connection each, so the kernel hands them to either worker
+            httpx.post(f"{url}/v1/chat/completions", json=body,
+                       headers={"authorization": f"Bearer {key['key']}"}).status_code
+            for _ in range(12)
+        ]  # fmt: skip
+        assert statuses.count(429) == 9, statuses  # three admitted (with no provider: errors)
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=30)
+    assert not made & _counter_files()
 
 
 async def test_a_serving_app_tunes_the_collector_once_started(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from rich.console import Console
 
@@ -70,35 +71,50 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _serve_workers(args: argparse.Namespace, settings: Settings, host: str, port: int) -> int:
-    """Several worker processes: only with counters they all share (Redis), since in-memory
-    counters would let each worker spend the whole budget and rate limit on its own."""
+    """Several worker processes over counters they all share, since counters in each process's
+    memory would let every worker spend the whole budget and rate limit on its own: Redis
+    when configured, else a counters file (made here, in ``/dev/shm`` where it can, and
+    removed at the end, unless ``accounting.counters_file`` names one)."""
+    import tempfile
+
     import uvicorn
 
+    from meterline.accounting.counters.shared import SharedCounters
     from meterline.server import UVICORN_OPTIONS
 
-    if not settings.accounting.redis_url:
-        print(  # noqa: T201
-            "refusing to start several workers without METERLINE_REDIS_URL: budgets and rate "
-            "limits are counted in memory, per process, and N workers would each allow the full "
-            "amount. Set a Redis URL, or run one worker.",
-            file=sys.stderr,
+    acc = settings.accounting
+    made = None
+    if not acc.redis_url and not acc.counters_file:
+        shm = Path("/dev/shm")
+        fd, made = tempfile.mkstemp(prefix="meterline-counters-",
+                                    dir=shm if os.access(shm, os.W_OK) else None)  # fmt: skip
+        os.close(fd)
+        os.environ["METERLINE_COUNTERS_FILE"] = made
+    try:
+        if not acc.redis_url:  # made (or checked) here, so a bad file fails before the workers
+            try:
+                SharedCounters.open(acc.counters_file or str(made), acc.counters_slots).close()
+            except (ValueError, OSError) as exc:
+                print(f"cannot use the counters file: {exc}", file=sys.stderr)  # noqa: T201
+                return 2
+        if args.config:
+            os.environ["METERLINE_CONFIG"] = args.config
+        if settings.database_url:
+            os.environ["METERLINE_DATABASE_URL"] = settings.database_url
+        uvicorn.run(
+            "meterline.app:app_from_env",
+            factory=True,
+            host=host,
+            port=port,
+            workers=args.workers,
+            log_level=args.log_level,
+            access_log=args.access_log,
+            proxy_headers=args.access_log,
+            **UVICORN_OPTIONS,
         )
-        return 2
-    if args.config:
-        os.environ["METERLINE_CONFIG"] = args.config
-    if settings.database_url:
-        os.environ["METERLINE_DATABASE_URL"] = settings.database_url
-    uvicorn.run(
-        "meterline.app:app_from_env",
-        factory=True,
-        host=host,
-        port=port,
-        workers=args.workers,
-        log_level=args.log_level,
-        access_log=args.access_log,
-        proxy_headers=args.access_log,
-        **UVICORN_OPTIONS,
-    )
+    finally:
+        if made is not None:
+            os.unlink(made)
     return 0
 
 
@@ -177,7 +193,6 @@ def _demo(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace) -> int:
     """``benchmarks/compare.py`` of the source checkout this package runs from."""
     import subprocess
-    from pathlib import Path
 
     script = Path(__file__).resolve().parents[2] / "benchmarks" / "compare.py"
     if not script.is_file():
@@ -206,7 +221,8 @@ def _parser() -> argparse.ArgumentParser:
         help="log every HTTP request line (behind a proxy on this host, with the "
         "client address it forwards)",
     )
-    serve.add_argument("--workers", type=int, default=1, help="worker processes (needs Redis)")
+    serve.add_argument("--workers", type=int, default=1,
+                       help="worker processes (counters shared in Redis or a file)")  # fmt: skip
     serve.set_defaults(run=_serve)
 
     stats = sub.add_parser("stats", help="usage by provider and model, from the request log")

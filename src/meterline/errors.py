@@ -2,6 +2,7 @@
 
 ```
 GatewayError                     500  api_error
+├── CountersFull                 503  (the shared counters file has no room for a new counter)
 ├── InvalidRequest               400  invalid_request_error
 │   └── PayloadTooLarge          413
 ├── AuthError                    401  authentication_error
@@ -16,6 +17,7 @@ GatewayError                     500  api_error
     ├── UpstreamRateLimited      429  (keeps the upstream's retry-after)
     ├── UpstreamUnavailable      502  (upstream 5xx)
     ├── UpstreamConnectionError  502
+    ├── UpstreamMalformed        502  (an answer the gateway cannot decode)
     └── UpstreamTimeout          504
 ```
 
@@ -28,6 +30,7 @@ __all__ = [
     "AuthError",
     "BreakerOpen",
     "BudgetExceeded",
+    "CountersFull",
     "GatewayError",
     "InvalidRequest",
     "ModelNotFound",
@@ -65,6 +68,10 @@ class GatewayError(Exception):
         if code is not None:
             self.code = code
         self.headers = headers or {}
+
+
+class CountersFull(GatewayError):
+    status = 503
 
 
 class InvalidRequest(GatewayError):

@@ -1,4 +1,4 @@
-"""A gateway with a master key and accounting on, over memory or Redis counters."""
+"""A gateway with a master key and accounting on, over memory, file or Redis counters."""
 
 from __future__ import annotations
 
@@ -35,11 +35,11 @@ async def _drop_prefix(prefix: str) -> None:
         await client.aclose()
 
 
-@pytest.fixture(params=["memory", "redis"])
-def counters_backend(request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
+@pytest.fixture(params=["memory", "file", "redis"])
+def counters_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str, Any]]:
     """Accounting settings for each counters backend (Redis for real, never skipped)."""
-    if request.param == "memory":
-        yield {}
+    if request.param != "redis":
+        yield {} if request.param == "memory" else {"counters_file": str(tmp_path / "counters")}
         return
     prefix = f"mltest:{secrets.token_hex(4)}:"
     yield {"redis_url": REDIS_URL, "redis_prefix": prefix}

@@ -1,5 +1,6 @@
-"""One contract for every ``Counters`` implementation: in memory and on the real Redis at
-127.0.0.1:6379 (an unreachable Redis fails these tests; it does not skip them)."""
+"""One contract for every ``Counters`` implementation: in memory, in a shared counters file,
+and on the real Redis at 127.0.0.1:6379 (an unreachable Redis fails these tests; it does not
+skip them)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import os
 import random
 import secrets
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
@@ -20,7 +22,9 @@ from meterline.accounting.counters import (
     Window,
     WindowHit,
 )
-from meterline.accounting.counters.redis import INT64_MAX, RedisCounters
+from meterline.accounting.counters.base import INT64_MAX
+from meterline.accounting.counters.redis import RedisCounters
+from meterline.accounting.counters.shared import SharedCounters
 from meterline.resp import RedisReplyError
 
 REDIS_URL = os.environ.get("METERLINE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -38,12 +42,13 @@ async def _wipe(prefix: str) -> None:
         await raw.aclose()
 
 
-@pytest.fixture(params=["memory", "redis"])
-async def counters(request: pytest.FixtureRequest) -> AsyncIterator[Counters]:
-    if request.param == "memory":
-        memory = MemoryCounters()
-        yield memory
-        await memory.aclose()
+@pytest.fixture(params=["memory", "file", "redis"])
+async def counters(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Counters]:
+    if request.param != "redis":
+        local = MemoryCounters() if request.param == "memory" else SharedCounters.open(
+            tmp_path / "counters", slots=1024)  # fmt: skip
+        yield local
+        await local.aclose()
         return
     prefix = f"meterline-test:{secrets.token_hex(8)}:"
     shared = await RedisCounters.connect(REDIS_URL, prefix=prefix)
@@ -297,7 +302,10 @@ async def test_big_window_counts_are_exact(counters: Counters) -> None:
 
 
 async def _replicas(counters: Counters, n: int) -> list[Counters]:
-    """``n`` clients over the same counters: separate connections (replicas) for Redis."""
+    """``n`` clients over the same counters: separate connections (replicas) for Redis, the
+    file opened again (each with a lock of its own) for a counters file."""
+    if isinstance(counters, SharedCounters):
+        return [counters, *(SharedCounters.open(counters.path) for _ in range(n - 1))]
     if not isinstance(counters, RedisCounters):
         return [counters] * n
     others = [await RedisCounters.connect(REDIS_URL, prefix=counters.prefix) for _ in range(n - 1)]

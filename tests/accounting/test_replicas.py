@@ -1,5 +1,5 @@
-"""Two gateway processes sharing PostgreSQL and Redis: one budget and one rate limit hold
-across both, under concurrent load."""
+"""Two gateway processes sharing PostgreSQL and their counters (in Redis, or in a counters file
+on this host): one budget and one rate limit hold across both, under concurrent load."""
 
 from __future__ import annotations
 
@@ -28,14 +28,12 @@ from tests.fakes.harness import free_port
 ASK = [{"role": "user", "content": "Name a prime number."}]
 
 
-def _config(tmp_path: Path, sim: OpenAISim, prefix: str) -> Path:
+def _config(tmp_path: Path, sim: OpenAISim, counters: str) -> Path:
     path = tmp_path / "replica.yaml"
     path.write_text(
         "providers:\n"
         f"  - {{name: openai, type: openai, base_url: '{sim.base_url}', api_key: {UPSTREAM_KEY}}}\n"
-        "accounting:\n"
-        f"  redis_url: '{REDIS_URL}'\n"
-        f"  redis_prefix: '{prefix}'\n"
+        f"accounting: {counters}\n"
         "log: {flush_interval: 0.05}\n"
         "cache: {enabled: false}\n"
     )
@@ -56,11 +54,15 @@ def _wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
     raise AssertionError(f"replica did not become healthy: {log.read_text()[-2000:]}")
 
 
-@pytest.fixture
-def replicas(tmp_path: Path, postgres_url: str, openai_sim: OpenAISim) -> Iterator[list[str]]:
+@pytest.fixture(params=["redis", "file"])
+def replicas(
+    request: pytest.FixtureRequest, tmp_path: Path, postgres_url: str, openai_sim: OpenAISim
+) -> Iterator[list[str]]:
     asyncio.run(_truncate(postgres_url))
     prefix = f"mlrep:{secrets.token_hex(4)}:"
-    config = _config(tmp_path, openai_sim, prefix)
+    counters = (f"{{redis_url: '{REDIS_URL}', redis_prefix: '{prefix}'}}" if request.param == "redis"
+                else f"{{counters_file: '{tmp_path / 'counters'}'}}")  # fmt: skip
+    config = _config(tmp_path, openai_sim, counters)
     env = {**os.environ, "METERLINE_MASTER_KEY": MASTER, "METERLINE_HOME": str(tmp_path)}
     procs, urls = [], []
     for i in range(2):

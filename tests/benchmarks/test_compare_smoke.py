@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROWS = {(t, s, c) for t in ("direct", "meterline") for s in (False, True) for c in (1, 2)}
 
 
@@ -38,17 +40,20 @@ def test_tiny_benchmark_run(tmp_path: Path) -> None:
     assert results["meterline_log_rows"] == memory["requests_served"]
 
 
-def test_tiny_scaling_run(tmp_path: Path) -> None:
+@pytest.mark.parametrize("counters", ["file", "redis"])
+def test_tiny_scaling_run(tmp_path: Path, counters: str) -> None:
     """``--workers 1,2``: Meterline served by one worker, then by two, each with its counters in
-    the real Redis; every request answered and logged."""
+    a counters file or the real Redis; every request answered and logged."""
     out = tmp_path / "scaling.json"
     command = [sys.executable, "-m", "meterline.cli", "bench", "--workers", "1,2"]
+    command += ["--counters", counters]
     command += ["--duration", "1", "--concurrency", "2", "--warmup", "0.5"]
     command += ["--loadgen", "aiohttp", "--json", str(out)]
     done = subprocess.run(command, capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Meterline served by N worker processes" in done.stdout
     results = json.loads(out.read_text())
+    assert results["counters"] == counters
     rows = results["rows"]
     assert {(r["target"], r["stream"]) for r in rows} == {
         (w, s) for w in ("1w", "2w") for s in (False, True)

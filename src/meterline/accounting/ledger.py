@@ -20,7 +20,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from meterline.accounting.alerts import AlertSink
-from meterline.accounting.counters import Counters, Hold, Level, MemoryCounters
+from meterline.accounting.counters import Counters, Hold, ImmediateCounters, Level
 from meterline.accounting.periods import Period
 from meterline.accounting.rules import Rule, usd_text
 from meterline.auth import ApiKey
@@ -209,10 +209,10 @@ class Ledger:
     def settle_later(self, reservation: Reservation, actual: int) -> None:
         """Settle from a completion callback (which cannot await); tracked until it is done.
 
-        In-process counters settle at once (nothing to wait for, and a task per request costs
-        more than the settlement); a task is made only to raise alerts, when a threshold was
-        crossed."""
-        if isinstance(self.counters, MemoryCounters):
+        Counters that need no awaiting settle at once (nothing to wait for, and a task per
+        request costs more than the settlement); a task is made only to raise alerts, when a
+        threshold was crossed."""
+        if isinstance(self.counters, ImmediateCounters):
             self._warn_if_over(reservation, actual)
             spent = self.counters.settle_now(reservation.holds, reservation.amount, actual)
             if crossed := self._crossed(reservation, actual, spent):

@@ -11,7 +11,7 @@ import asyncio
 import math
 import time
 
-from meterline.accounting.counters import Counters, MemoryCounters, Window
+from meterline.accounting.counters import Counters, ImmediateCounters, Window
 from meterline.errors import RateLimited
 from meterline.pipeline.context import Outcome, RequestContext
 from meterline.settings import AccountingSettings
@@ -54,7 +54,7 @@ _KNOWN = 10_000  # callers whose limits are remembered before the memory is clea
 class RateLimitStage:
     def __init__(self, counters: Counters, settings: AccountingSettings) -> None:
         self.counters = counters
-        self.memory = counters if isinstance(counters, MemoryCounters) else None
+        self.memory = counters if isinstance(counters, ImmediateCounters) else None
         self.settings = settings
         self._pending: set[asyncio.Task[int]] = set()
         # (tenant, team, key id) -> (the key object they were made for, its limits)
@@ -91,7 +91,7 @@ class RateLimitStage:
         reset = _WINDOW - (now % _WINDOW)
         reset_text = f"{math.ceil(reset)}s"
         windows = [limit.window(minute) for limit in limits]
-        memory = self.memory  # in process: no coroutine needed
+        memory = self.memory  # no coroutine needed
         admitted = memory.admit_now(windows) if memory else await self.counters.admit(windows)
         for limit, (used, hit) in zip(limits, admitted, strict=False):  # it ends at a refusal
             if used is not None and limit.tpm is not None:
@@ -110,7 +110,7 @@ class RateLimitStage:
 
     def _count_tokens(self, keys: list[str], outcome: Outcome) -> None:
         tokens = outcome.usage.total_tokens
-        if self.memory:  # in process: no task needed
+        if self.memory:  # no task needed
             for key in keys:
                 self.memory.add_now(key, tokens, _WINDOW * 2)
             return

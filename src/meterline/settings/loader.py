@@ -70,6 +70,9 @@ def load_settings(
     accounting = dataclasses.replace(
         settings.accounting,
         redis_url=settings.accounting.redis_url or env.get("METERLINE_REDIS_URL") or None,
+        counters_file=settings.accounting.counters_file
+        or env.get("METERLINE_COUNTERS_FILE")
+        or None,
         alert_webhook=settings.accounting.alert_webhook
         or env.get("METERLINE_ALERT_WEBHOOK")
         or None,

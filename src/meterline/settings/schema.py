@@ -114,13 +114,20 @@ class RateLimit:
 @dataclass(frozen=True, slots=True)
 class AccountingSettings:
     """Budgets, rate limits and spend breakers. Secrets and URLs may also come from the
-    environment: ``METERLINE_REDIS_URL``, ``METERLINE_ALERT_WEBHOOK``."""
+    environment: ``METERLINE_REDIS_URL``, ``METERLINE_COUNTERS_FILE``,
+    ``METERLINE_ALERT_WEBHOOK``.
+
+    Counters live in Redis when ``redis_url`` is set (any number of replicas), else in
+    ``counters_file`` when set (the processes of one host; ``serve --workers N`` makes one
+    when neither is given), else in the process's memory."""
 
     timezone: str = "UTC"
     downgrade_at: float = 0.8
     default_key_rpm: int = 100
     redis_url: str | None = None
     redis_prefix: str = "meterline:"
+    counters_file: str | None = None
+    counters_slots: int = 131_072  # size of a new counters file (56 bytes each)
     alert_webhook: str | None = None
     budgets: tuple[BudgetEntry, ...] = ()
     tenants: dict[str, RateLimit] = field(default_factory=dict)

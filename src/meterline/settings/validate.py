@@ -231,6 +231,9 @@ def _check_accounting(
         walker.fail(node(path), path, f"unknown time zone {acc.timezone!r}")
     if not 0 < acc.downgrade_at <= 1:
         walker.fail(node("accounting.downgrade_at"), "accounting.downgrade_at", "must be in (0, 1]")
+    if acc.counters_slots < 16 or acc.counters_slots % 8:
+        path = "accounting.counters_slots"
+        walker.fail(node(path), path, "must be a multiple of 8, at least 16")
     for i, entry in enumerate(acc.budgets):
         path = f"accounting.budgets[{i}]"
         if entry.scope not in _SCOPES:

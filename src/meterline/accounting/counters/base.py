@@ -1,8 +1,10 @@
 """The counters interface: atomic spend reservations and rate-limit windows.
 
-Two implementations with one contract test suite: :class:`MemoryCounters` (one process) and
-``RedisCounters`` (many replicas; atomic server-side scripts). All amounts are integers
-(pico-dollars for money, plain counts for requests and tokens).
+Three implementations with one contract test suite: :class:`MemoryCounters` (one process),
+``SharedCounters`` (the worker processes of one host, through a memory-mapped file) and
+``RedisCounters`` (any number of replicas; atomic server-side scripts). All amounts are
+integers (pico-dollars for money, plain counts for requests and tokens), exact up to
+:data:`INT64_MAX` (larger limits are clamped to it).
 
 A *hold* names one counter (``key``) and its ``limit`` (``None`` = count only). Reserving an
 amount against several holds is all-or-nothing: either every hold has room and each gets the
@@ -14,7 +16,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-__all__ = ["Admitted", "Counters", "Hold", "Level", "Window", "WindowHit"]
+__all__ = [
+    "INT64_MAX",
+    "Admitted",
+    "Counters",
+    "Hold",
+    "ImmediateCounters",
+    "Level",
+    "Window",
+    "WindowHit",
+]
+
+INT64_MAX = 2**63 - 1
 
 
 # Not frozen: several of each are made per request, and a frozen __init__ costs twice as much.
@@ -82,3 +95,18 @@ class Counters(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+class ImmediateCounters:
+    """Counters whose every operation completes without awaiting anything (in this process's
+    memory, or a shared file's). Callers on the hot path use the ``*_now`` forms and save a
+    coroutine, or a task where they cannot await."""
+
+    def admit_now(self, windows: list[Window]) -> list[Admitted]:
+        raise NotImplementedError
+
+    def add_now(self, key: str, amount: int, ttl: int) -> int:
+        raise NotImplementedError
+
+    def settle_now(self, holds: list[Hold], reserved: int, actual: int) -> list[int]:
+        raise NotImplementedError

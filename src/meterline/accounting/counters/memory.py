@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import time
 
-from meterline.accounting.counters.base import Admitted, Hold, Level, Window, WindowHit
+from meterline.accounting.counters.base import (
+    Admitted,
+    Hold,
+    ImmediateCounters,
+    Level,
+    Window,
+    WindowHit,
+)
 
 __all__ = ["MemoryCounters"]
 
 
-class MemoryCounters:
+class MemoryCounters(ImmediateCounters):
     def __init__(self) -> None:
         self._spent: dict[str, int] = {}
         self._reserved: dict[str, int] = {}

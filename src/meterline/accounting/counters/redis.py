@@ -30,12 +30,17 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from meterline.accounting.counters.base import Admitted, Hold, Level, Window, WindowHit
+from meterline.accounting.counters.base import (
+    INT64_MAX,
+    Admitted,
+    Hold,
+    Level,
+    Window,
+    WindowHit,
+)
 from meterline.resp import Redis, RedisReplyError
 
 __all__ = ["INT64_MAX", "RedisCounters"]
-
-INT64_MAX = 2**63 - 1
 
 _PRELUDE = """
 local B = 1000000000
