@@ -32,6 +32,7 @@ import struct
 import time
 from hashlib import blake2b
 from pathlib import Path
+from typing import Any
 
 from meterline.accounting.counters.base import (
     INT64_MAX,
@@ -82,8 +83,8 @@ class SharedCounters(ImmediateCounters):
         self._map = table
         self._buckets = slots // _BUCKET
         self._values = _HEAD + slots * _DIGEST  # where the values start
-        # digests and buckets of keys seen: the same keys come back request after request
-        self._places: dict[str, tuple[bytes, int, int]] = {}
+        # where the keys seen are: the same keys come back request after request
+        self._places: dict[str, list[Any]] = {}
 
     @classmethod
     def open(cls, path: str | Path, slots: int = DEFAULT_SLOTS) -> SharedCounters:
@@ -114,8 +115,9 @@ class SharedCounters(ImmediateCounters):
 
     # the table -----------------------------------------------------------------------------
 
-    def _place(self, key: str) -> tuple[bytes, int, int]:
-        """``key``'s digest and the first slots of its two buckets."""
+    def _place(self, key: str) -> list[Any]:
+        """``key``'s digest, the first slots of its two buckets, and where its values were
+        last found (-1: not yet)."""
         place = self._places.get(key)
         if place is None:
             if len(self._places) >= _KNOWN:
@@ -123,7 +125,7 @@ class SharedCounters(ImmediateCounters):
             digest = blake2b(key.encode(), digest_size=_DIGEST).digest()
             first = int.from_bytes(digest[:8], "little") % self._buckets * _BUCKET
             second = int.from_bytes(digest[8:], "little") % self._buckets * _BUCKET
-            place = self._places[key] = (digest, first, second)
+            place = self._places[key] = [digest, first, second, -1]
         return place
 
     def _find(self, key: str, now: int) -> int:
@@ -133,19 +135,24 @@ class SharedCounters(ImmediateCounters):
             return -1
         return at
 
-    def _lookup(self, place: tuple[bytes, int, int]) -> int:
+    def _lookup(self, place: list[Any]) -> int:
         """The offset of the values of the slot holding ``place``'s digest (live or not), or
         -1 if it is in neither bucket."""
         table = self._map
-        digest = place[0]
-        for first in place[1:]:
+        digest, last = place[0], place[3]
+        if last >= 0:  # most likely still there (unless the slot went to another key)
+            start = _HEAD + (last - self._values) // _VALUES.size * _DIGEST
+            if table[start : start + _DIGEST] == digest:
+                return int(last)
+        for first in place[1:3]:
             start = _HEAD + first * _DIGEST
             end = start + _BUCKET_BYTES
             at = table.find(digest, start, end)
             while at >= 0 and (at - _HEAD) % _DIGEST:  # straddles two slots' digests
                 at = table.find(digest, at + 1, end)
             if at >= 0:
-                return self._values + (at - _HEAD) // _DIGEST * _VALUES.size
+                place[3] = values = self._values + (at - _HEAD) // _DIGEST * _VALUES.size
+                return values
         return -1
 
     def _slot(self, key: str, now: int, ttl: int) -> int:
@@ -158,12 +165,13 @@ class SharedCounters(ImmediateCounters):
             if _EXPIRY.unpack_from(table, at)[0] < now:  # the key starts again in its slot
                 _VALUES.pack_into(table, at, now + ttl, 0, 0, 0, 0)
             return at
-        for first in place[1:]:
+        for first in place[1:3]:
             for slot in range(first, first + _BUCKET):
                 values = self._values + slot * _VALUES.size
                 if _EXPIRY.unpack_from(table, values)[0] < now:  # never used, or expired
                     table[_HEAD + slot * _DIGEST : _HEAD + (slot + 1) * _DIGEST] = place[0]
                     _VALUES.pack_into(table, values, now + ttl, 0, 0, 0, 0)
+                    place[3] = values
                     return values
         raise CountersFull(
             f"the shared counters file {self.path} has no free slot for a new counter "
