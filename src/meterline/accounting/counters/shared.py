@@ -32,7 +32,6 @@ import struct
 import time
 from hashlib import blake2b
 from pathlib import Path
-from typing import Any
 
 from meterline.accounting.counters.base import (
     INT64_MAX,
@@ -72,6 +71,18 @@ def _checked(value: int) -> int:
     return value
 
 
+class _Place:
+    """A key's digest, the first slots of its two buckets, and the offset of the values where
+    it was last found (-1: not yet)."""
+
+    __slots__ = ("buckets", "digest", "last")
+
+    def __init__(self, digest: bytes, buckets: tuple[int, int]) -> None:
+        self.digest = digest
+        self.buckets = buckets
+        self.last = -1
+
+
 class SharedCounters(ImmediateCounters):
     """:class:`~meterline.accounting.counters.base.Counters` in a file that every process
     maps. Open with :meth:`open`; :meth:`aclose` unmaps it (the file stays for the others)."""
@@ -84,7 +95,7 @@ class SharedCounters(ImmediateCounters):
         self._buckets = slots // _BUCKET
         self._values = _HEAD + slots * _DIGEST  # where the values start
         # where the keys seen are: the same keys come back request after request
-        self._places: dict[str, list[Any]] = {}
+        self._places: dict[str, _Place] = {}
 
     @classmethod
     def open(cls, path: str | Path, slots: int = DEFAULT_SLOTS) -> SharedCounters:
@@ -115,9 +126,7 @@ class SharedCounters(ImmediateCounters):
 
     # the table -----------------------------------------------------------------------------
 
-    def _place(self, key: str) -> list[Any]:
-        """``key``'s digest, the first slots of its two buckets, and where its values were
-        last found (-1: not yet)."""
+    def _place(self, key: str) -> _Place:
         place = self._places.get(key)
         if place is None:
             if len(self._places) >= _KNOWN:
@@ -125,7 +134,7 @@ class SharedCounters(ImmediateCounters):
             digest = blake2b(key.encode(), digest_size=_DIGEST).digest()
             first = int.from_bytes(digest[:8], "little") % self._buckets * _BUCKET
             second = int.from_bytes(digest[8:], "little") % self._buckets * _BUCKET
-            place = self._places[key] = [digest, first, second, -1]
+            place = self._places[key] = _Place(digest, (first, second))
         return place
 
     def _find(self, key: str, now: int) -> int:
@@ -135,23 +144,23 @@ class SharedCounters(ImmediateCounters):
             return -1
         return at
 
-    def _lookup(self, place: list[Any]) -> int:
+    def _lookup(self, place: _Place) -> int:
         """The offset of the values of the slot holding ``place``'s digest (live or not), or
         -1 if it is in neither bucket."""
         table = self._map
-        digest, last = place[0], place[3]
+        digest, last = place.digest, place.last
         if last >= 0:  # most likely still there (unless the slot went to another key)
             start = _HEAD + (last - self._values) // _VALUES.size * _DIGEST
             if table[start : start + _DIGEST] == digest:
-                return int(last)
-        for first in place[1:3]:
+                return last
+        for first in place.buckets:
             start = _HEAD + first * _DIGEST
             end = start + _BUCKET_BYTES
             at = table.find(digest, start, end)
             while at >= 0 and (at - _HEAD) % _DIGEST:  # straddles two slots' digests
                 at = table.find(digest, at + 1, end)
             if at >= 0:
-                place[3] = values = self._values + (at - _HEAD) // _DIGEST * _VALUES.size
+                place.last = values = self._values + (at - _HEAD) // _DIGEST * _VALUES.size
                 return values
         return -1
 
@@ -165,13 +174,13 @@ class SharedCounters(ImmediateCounters):
             if _EXPIRY.unpack_from(table, at)[0] < now:  # the key starts again in its slot
                 _VALUES.pack_into(table, at, now + ttl, 0, 0, 0, 0)
             return at
-        for first in place[1:3]:
+        for first in place.buckets:
             for slot in range(first, first + _BUCKET):
                 values = self._values + slot * _VALUES.size
                 if _EXPIRY.unpack_from(table, values)[0] < now:  # never used, or expired
-                    table[_HEAD + slot * _DIGEST : _HEAD + (slot + 1) * _DIGEST] = place[0]
+                    table[_HEAD + slot * _DIGEST : _HEAD + (slot + 1) * _DIGEST] = place.digest
                     _VALUES.pack_into(table, values, now + ttl, 0, 0, 0, 0)
-                    place[3] = values
+                    place.last = values
                     return values
         raise CountersFull(
             f"the shared counters file {self.path} has no free slot for a new counter "
