@@ -100,7 +100,7 @@ def _fill(counters: SharedCounters, ttl: int) -> list[str]:
     return kept
 
 
-def test_a_full_table_refuses_new_counters_and_changes_nothing(
+async def test_a_full_table_refuses_new_counters_and_changes_nothing(
     tmp_path: Path, clock: _Clock
 ) -> None:
     counters = SharedCounters.open(tmp_path / "counters", slots=16)
@@ -118,7 +118,7 @@ def test_a_full_table_refuses_new_counters_and_changes_nothing(
         assert [counters.admit_now([Window(k, 10**9, "r", None, TTL)])[0][0] for k in kept[:3]] == (
             numbers
         )
-        assert counters._read(counters._find(kept[0], int(clock.now)), 16) == 0  # reserved
+        assert await counters.levels([kept[0], kept[1]]) == [Level(0, 0), Level(7, 0)]
         clock.now += 61  # every counter's window is over: their slots are free again
         assert counters.add_now("new", 1, TTL) == 1
         assert counters.admit_now([Window(kept[0], 10**9, "r2", None, TTL)]) == [(0, None)]
@@ -130,10 +130,10 @@ def test_an_expired_counter_starts_again_from_zero(tmp_path: Path, clock: _Clock
     counters = SharedCounters.open(tmp_path / "counters", slots=16)
     try:
         counters.settle_now([Hold("day", None, 10)], 0, 42)
-        clock.now += 10
-        assert (await_levels := counters.settle_now([Hold("day", None, 10)], 0, 0)) == [42]
-        clock.now += 1
-        assert counters.settle_now([Hold("day", None, 10)], 0, 1) == [1], await_levels
+        clock.now += 10  # the last second of its ttl
+        assert counters.settle_now([Hold("day", None, 10)], 0, 0) == [42]
+        clock.now += 1  # past it: the slot is free, and the key starts again
+        assert counters.settle_now([Hold("day", None, 10)], 0, 1) == [1]
     finally:
         counters.close()
 
