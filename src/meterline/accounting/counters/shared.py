@@ -72,15 +72,16 @@ def _checked(value: int) -> int:
 
 
 class _Place:
-    """A key's digest, the first slots of its two buckets, and the offset of the values where
-    it was last found (-1: not yet)."""
+    """A key's digest, the first slots of its two buckets, and where it was last found: the
+    offsets of that slot's digest and values (-1: not yet)."""
 
-    __slots__ = ("buckets", "digest", "last")
+    __slots__ = ("at", "buckets", "digest", "head")
 
     def __init__(self, digest: bytes, buckets: tuple[int, int]) -> None:
         self.digest = digest
         self.buckets = buckets
-        self.last = -1
+        self.head = -1
+        self.at = -1
 
 
 class SharedCounters(ImmediateCounters):
@@ -139,20 +140,18 @@ class SharedCounters(ImmediateCounters):
 
     def _find(self, key: str, now: int) -> int:
         """The offset of ``key``'s values, or -1 if it has no live slot."""
-        at = self._lookup(self._place(key))
-        if at >= 0 and _EXPIRY.unpack_from(self._map, at)[0] < now:
+        place = self._places.get(key) or self._place(key)
+        table, head = self._map, place.head
+        moved = head < 0 or table[head : head + _DIGEST] != place.digest  # or never seen
+        if moved and not self._search(place):
             return -1
-        return at
+        at = place.at
+        return -1 if _EXPIRY.unpack_from(table, at)[0] < now else at
 
-    def _lookup(self, place: _Place) -> int:
-        """The offset of the values of the slot holding ``place``'s digest (live or not), or
-        -1 if it is in neither bucket."""
-        table = self._map
-        digest, last = place.digest, place.last
-        if last >= 0:  # most likely still there (unless the slot went to another key)
-            start = _HEAD + (last - self._values) // _VALUES.size * _DIGEST
-            if table[start : start + _DIGEST] == digest:
-                return last
+    def _search(self, place: _Place) -> bool:
+        """Find the slot holding ``place``'s digest (live or not) in its buckets; whether it
+        is there (``place`` then says where)."""
+        table, digest = self._map, place.digest
         for first in place.buckets:
             start = _HEAD + first * _DIGEST
             end = start + _BUCKET_BYTES
@@ -160,17 +159,21 @@ class SharedCounters(ImmediateCounters):
             while at >= 0 and (at - _HEAD) % _DIGEST:  # straddles two slots' digests
                 at = table.find(digest, at + 1, end)
             if at >= 0:
-                place.last = values = self._values + (at - _HEAD) // _DIGEST * _VALUES.size
-                return values
-        return -1
+                self._seen(place, (at - _HEAD) // _DIGEST)
+                return True
+        return False
+
+    def _seen(self, place: _Place, slot: int) -> None:
+        place.head = _HEAD + slot * _DIGEST
+        place.at = self._values + slot * _VALUES.size
 
     def _slot(self, key: str, now: int, ttl: int) -> int:
         """The offset of ``key``'s values; a new slot of zeros expiring ``ttl`` seconds from
         now when it has no live one. Raises :class:`CountersFull` when there is no room."""
         place = self._place(key)
-        at = self._lookup(place)
-        table = self._map
-        if at >= 0:
+        table, head = self._map, place.head
+        if (head >= 0 and table[head : head + _DIGEST] == place.digest) or self._search(place):
+            at = place.at
             if _EXPIRY.unpack_from(table, at)[0] < now:  # the key starts again in its slot
                 _VALUES.pack_into(table, at, now + ttl, 0, 0, 0, 0)
             return at
@@ -178,9 +181,9 @@ class SharedCounters(ImmediateCounters):
             for slot in range(first, first + _BUCKET):
                 values = self._values + slot * _VALUES.size
                 if _EXPIRY.unpack_from(table, values)[0] < now:  # never used, or expired
-                    table[_HEAD + slot * _DIGEST : _HEAD + (slot + 1) * _DIGEST] = place.digest
+                    self._seen(place, slot)
+                    table[place.head : place.head + _DIGEST] = place.digest
                     _VALUES.pack_into(table, values, now + ttl, 0, 0, 0, 0)
-                    place.last = values
                     return values
         raise CountersFull(
             f"the shared counters file {self.path} has no free slot for a new counter "
