@@ -229,6 +229,11 @@ class Gateway:
         return self._keys
 
     @property
+    def counters(self) -> Counters:
+        assert self._counters is not None, "the gateway has not been started"
+        return self._counters
+
+    @property
     def ledger(self) -> Ledger:
         assert self._ledger is not None, "the gateway has not been started"
         return self._ledger

@@ -26,6 +26,7 @@ from meterline.accounting.counters.base import INT64_MAX
 from meterline.accounting.counters.redis import RedisCounters
 from meterline.accounting.counters.shared import SharedCounters
 from meterline.resp import RedisReplyError
+from tests.test_resp import Fake
 
 REDIS_URL = os.environ.get("METERLINE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 TTL = 3600
@@ -376,3 +377,18 @@ async def test_unreachable_redis_fails_at_connect() -> None:
     with pytest.raises(ConnectionError, match=r"cannot reach Redis at redis://u:\*\*\*@") as err:
         await RedisCounters.connect("redis://u:secret@127.0.0.1:1/0")
     assert "secret" not in str(err.value)
+
+
+async def test_health_says_when_redis_stops_answering() -> None:
+    async with Fake([(1, b"+PONG\r\n")]) as port:  # answers the first PING, then nothing
+        counters = await RedisCounters.connect(f"redis://127.0.0.1:{port}/0")
+        try:
+            assert await counters.health() == {"backend": "redis", "status": "error: TimeoutError"}
+        finally:
+            await counters.aclose()
+
+
+async def test_health_names_each_backend(counters: Counters) -> None:
+    health = await counters.health()
+    backend = {MemoryCounters: "memory", SharedCounters: "file", RedisCounters: "redis"}
+    assert health["backend"] == backend[type(counters)] and health["status"] == "ok"

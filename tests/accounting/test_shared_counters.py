@@ -11,6 +11,7 @@ import sys
 import types
 from pathlib import Path
 
+import httpx
 import openai
 import pytest
 
@@ -188,3 +189,14 @@ def test_a_full_table_is_a_503_in_the_api_format(
         accounted.stop_all()
     assert caught.value.status_code == 503
     assert "no free slot" in caught.value.message
+
+
+def test_health_reports_the_counters(
+    accounted: Accounted, counters_backend: dict[str, str]
+) -> None:
+    live = accounted.start()
+    body = httpx.get(f"{live.url}/health", timeout=10).json()
+    backend = ("redis" if "redis_url" in counters_backend
+               else "file" if "counters_file" in counters_backend else "memory")  # fmt: skip
+    assert body["status"] == "ok" and body["counters"]["backend"] == backend
+    assert body["counters"]["status"] == "ok"

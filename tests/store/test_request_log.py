@@ -161,6 +161,7 @@ def test_stats_break_down_by_provider_and_model(logged: LiveGateway, openai_sim:
 def test_health_reports_database_and_providers(logged: LiveGateway) -> None:
     body = httpx.get(f"{logged.url}/health", timeout=10).json()
     assert body["status"] == "ok" and body["database"] == "ok"
+    assert body["counters"] == {"backend": "memory", "status": "ok"}
     assert [p["name"] for p in body["providers"]] == ["openai", "groq"]
 
 

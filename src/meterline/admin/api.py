@@ -71,10 +71,12 @@ class AdminAPI:
         except (SQLAlchemyError, OSError) as exc:
             database = f"error: {exc.__class__.__name__}"
         breakers = await self.gateway.ledger.breaker_states()
-        status = "ok" if database == "ok" else "degraded"
+        counters = await self.gateway.counters.health()
+        status = "ok" if database == "ok" and counters["status"] == "ok" else "degraded"
         body = {
             "status": status,
             "database": database,
+            "counters": counters,
             "providers": [{"name": p.name} for p in self.gateway.providers],
             "breakers": breakers,
             "log_backlog": self.gateway.writer.backlog,

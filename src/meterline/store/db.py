@@ -59,9 +59,13 @@ _MIGRATION_LOCK = 0x6D6C  # any constant; shared by every replica of one databas
 
 
 def _migrate(connection: Connection) -> None:
+    # Processes starting together (replicas, ``serve --workers N``) must not run the same
+    # migration twice: the first takes a lock for its transaction, the others wait for it and
+    # then find the schema up to date.
     if connection.dialect.name == "postgresql":
-        # Replicas starting together must not run the same migration twice.
         connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK})
+    elif connection.dialect.name == "sqlite":
+        connection.exec_driver_sql("BEGIN IMMEDIATE")  # the write lock now, not at the first DDL
     config = Config()
     location = importlib.resources.files("meterline.store").joinpath("migrations")
     config.set_main_option("script_location", str(location))

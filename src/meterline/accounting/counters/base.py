@@ -94,6 +94,11 @@ class Counters(Protocol):
         window and check."""
         ...
 
+    async def health(self) -> dict[str, object]:
+        """``backend`` (``memory``, ``file`` or ``redis``) and ``status`` (``ok``, or what is
+        wrong), for ``GET /health``."""
+        ...
+
     async def aclose(self) -> None: ...
 
 

@@ -110,5 +110,8 @@ class MemoryCounters(ImmediateCounters):
                 return out
         return out
 
+    async def health(self) -> dict[str, object]:
+        return {"backend": "memory", "status": "ok"}
+
     async def aclose(self) -> None:
         """Nothing to release."""

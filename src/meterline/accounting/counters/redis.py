@@ -27,6 +27,7 @@ plain integer strings. Every key carries ``prefix``; every write refreshes the k
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -246,6 +247,15 @@ class RedisCounters:
             hit = WindowHit(allowed == b"1", int(count)) if allowed else None
             out.append((int(used) if used else None, hit))
         return out
+
+    async def health(self) -> dict[str, object]:
+        """A ``PING``, given a second: counters that cannot be reached fail every request."""
+        try:
+            await asyncio.wait_for(self._redis.execute("PING"), 1.0)
+            status = "ok"
+        except (RedisReplyError, OSError, TimeoutError) as exc:
+            status = f"error: {exc.__class__.__name__}"
+        return {"backend": "redis", "status": status}
 
     async def aclose(self) -> None:
         await self._redis.aclose()

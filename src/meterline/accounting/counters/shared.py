@@ -328,6 +328,10 @@ class SharedCounters(ImmediateCounters):
     async def admit(self, windows: list[Window]) -> list[Admitted]:
         return self.admit_now(windows)
 
+    async def health(self) -> dict[str, object]:
+        status = "error: closed" if self._map.closed else "ok"
+        return {"backend": "file", "status": status, "path": str(self.path), "slots": self.slots}
+
     async def aclose(self) -> None:
         self.close()
 
