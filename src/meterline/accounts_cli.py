@@ -34,10 +34,7 @@ class _Services:
 async def _services(settings: Settings) -> AsyncIterator[_Services]:
     assert settings.database_url is not None
     engine = await open_engine(settings.database_url)
-    acc = settings.accounting
-    counters = await open_counters(
-        acc.redis_url, acc.redis_prefix, acc.counters_file, acc.counters_slots
-    )
+    counters = await open_counters(settings.accounting)
     session = aiohttp.ClientSession()
     try:
         keys = KeyRing(engine)

@@ -172,9 +172,7 @@ class Gateway:
     async def _start_accounting(self) -> None:
         assert self._engine is not None and self._session is not None
         acc = self.settings.accounting
-        self._counters = await open_counters(
-            acc.redis_url, acc.redis_prefix, acc.counters_file, acc.counters_slots
-        )
+        self._counters = await open_counters(acc)
         self._keys = KeyRing(self._engine)
         await self._keys.start()
         sink = AlertSink(self._engine, self._session, acc.alert_webhook)

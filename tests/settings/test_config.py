@@ -110,3 +110,22 @@ def test_routing_shares_and_sample_counts_are_checked() -> None:
     ]
     assert parse_config("routing: {failure_cost: 0.5}").routing.failure_cost == 0.5
     assert parse_config("routing: {threshold: 0.9}").routing.threshold == 0.9
+
+
+def test_counters_slots_must_fill_whole_buckets() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config("accounting:\n  counters_slots: 20\n", "bad.yaml")
+    problem = info.value.problems[0]
+    assert problem.line == 2 and "accounting.counters_slots" in str(problem)
+    assert "multiple of 8" in problem.message
+    assert (
+        parse_config("accounting:\n  counters_slots: 64\n", "ok.yaml").accounting.counters_slots
+        == 64
+    )
+
+
+def test_the_environment_names_a_counters_file(tmp_path: Path) -> None:
+    path = tmp_path / "m.yaml"
+    path.write_text(GOOD)
+    settings = load_settings(path, {"METERLINE_COUNTERS_FILE": "/dev/shm/c"})
+    assert settings.accounting.counters_file == "/dev/shm/c"

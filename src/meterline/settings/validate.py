@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
+from meterline.accounting.counters.shared import slots_problem
 from meterline.catalog.pricing import parse_usd_per_million
 from meterline.settings.schema import ModelEntry, Settings
 
@@ -231,9 +232,9 @@ def _check_accounting(
         walker.fail(node(path), path, f"unknown time zone {acc.timezone!r}")
     if not 0 < acc.downgrade_at <= 1:
         walker.fail(node("accounting.downgrade_at"), "accounting.downgrade_at", "must be in (0, 1]")
-    if acc.counters_slots < 16 or acc.counters_slots % 8:
+    if problem := slots_problem(acc.counters_slots):
         path = "accounting.counters_slots"
-        walker.fail(node(path), path, "must be a multiple of 8, at least 16")
+        walker.fail(node(path), path, problem)
     for i, entry in enumerate(acc.budgets):
         path = f"accounting.budgets[{i}]"
         if entry.scope not in _SCOPES:

@@ -11,6 +11,7 @@ from meterline.accounting.counters.base import (
     WindowHit,
 )
 from meterline.accounting.counters.memory import MemoryCounters
+from meterline.settings.schema import AccountingSettings
 
 __all__ = [
     "Admitted",
@@ -25,20 +26,15 @@ __all__ = [
 ]
 
 
-async def open_counters(
-    redis_url: str | None,
-    prefix: str = "meterline:",
-    file: str | None = None,
-    slots: int | None = None,
-) -> Counters:
-    """Redis counters when a URL is given, else the shared file's when one is named, else
+async def open_counters(settings: AccountingSettings) -> Counters:
+    """Redis counters when a URL is set, else the shared file's when one is named, else
     in-process ones."""
-    if redis_url:
+    if settings.redis_url:
         from meterline.accounting.counters.redis import RedisCounters
 
-        return await RedisCounters.connect(redis_url, prefix)
-    if file:
-        from meterline.accounting.counters.shared import DEFAULT_SLOTS, SharedCounters
+        return await RedisCounters.connect(settings.redis_url, settings.redis_prefix)
+    if settings.counters_file:
+        from meterline.accounting.counters.shared import SharedCounters
 
-        return SharedCounters.open(file, slots or DEFAULT_SLOTS)
+        return SharedCounters.open(settings.counters_file, settings.counters_slots)
     return MemoryCounters()

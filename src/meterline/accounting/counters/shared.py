@@ -44,7 +44,7 @@ from meterline.accounting.counters.base import (
 )
 from meterline.errors import CountersFull
 
-__all__ = ["DEFAULT_SLOTS", "SharedCounters"]
+__all__ = ["DEFAULT_SLOTS", "SharedCounters", "slots_problem"]
 
 DEFAULT_SLOTS = 131_072  # 7 MiB of table; a key and a tenant with limits use ~5 counters
 _MAGIC = b"MLCNTR01"
@@ -59,6 +59,13 @@ _COUNT = struct.Struct("<q")
 _PAIR = struct.Struct("<qq")  # spent and reserved
 _SPENT, _RESERVED, _WINDOW, _SPENT_SET = 8, 16, 24, 32  # offsets within a slot's values
 _KNOWN = 10_000  # keys whose place is remembered before the memory is cleared
+
+
+def slots_problem(slots: int) -> str | None:
+    """What is wrong with a table of ``slots`` (whole buckets, two at least), if anything."""
+    if slots < 2 * _BUCKET or slots % _BUCKET:
+        return f"must be a multiple of {_BUCKET}, at least {2 * _BUCKET}"
+    return None
 
 
 def _size(slots: int) -> int:
@@ -102,8 +109,8 @@ class SharedCounters(ImmediateCounters):
     def open(cls, path: str | Path, slots: int = DEFAULT_SLOTS) -> SharedCounters:
         """Map ``path``, making the table (of ``slots``) if the file is new or empty; a file
         made before keeps its own size."""
-        if slots < 2 * _BUCKET or slots % _BUCKET:
-            raise ValueError(f"counter slots must be a multiple of {_BUCKET}, at least 16")
+        if problem := slots_problem(slots):
+            raise ValueError(f"counter slots {problem}")
         path = Path(path)
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
