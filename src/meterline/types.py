@@ -31,7 +31,10 @@ __all__ = [
     "ImagePart",
     "LastBatch",
     "Message",
+    "OpaquePart",
     "Principal",
+    "RelayBatch",
+    "Relayed",
     "ResponseFormat",
     "Role",
     "TextPart",
@@ -42,6 +45,7 @@ __all__ = [
     "ToolChoice",
     "ToolResultPart",
     "Usage",
+    "first_opaque",
 ]
 
 
@@ -84,9 +88,26 @@ class ToolCallPart:
 
 
 @dataclass(frozen=True, slots=True)
+class OpaquePart:
+    """Content the internal types do not model — an Anthropic ``document`` or server tool
+    block, an OpenAI ``file`` or ``input_audio`` part — kept as the client sent it (``raw``).
+
+    Only an upstream that speaks the client's wire format (``wire``) can take it, and gets it
+    unchanged; the request is not translated for any other (see ``ChatRequest.opaque``).
+    Nothing reads its contents: classification, compression and the semantic cache see text."""
+
+    wire: str
+    raw: dict[str, Any]
+
+    @property
+    def kind(self) -> str:
+        return str(self.raw.get("type"))
+
+
+@dataclass(frozen=True, slots=True)
 class ToolResultPart:
     tool_call_id: str
-    content: tuple[TextPart | ImagePart, ...]
+    content: tuple[TextPart | ImagePart | OpaquePart, ...]
     is_error: bool = False
 
     @property
@@ -94,7 +115,7 @@ class ToolResultPart:
         return "".join(p.text for p in self.content if isinstance(p, TextPart))
 
 
-ContentPart = TextPart | ImagePart | ThinkingPart | ToolCallPart | ToolResultPart
+ContentPart = TextPart | ImagePart | ThinkingPart | ToolCallPart | ToolResultPart | OpaquePart
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,11 +136,31 @@ class Message:
 
 @dataclass(frozen=True, slots=True)
 class Tool:
+    """A function the model may call. ``raw``: a tool the internal type does not model
+    (Anthropic's server tools — web search, code execution… —, OpenAI's custom tools), kept as
+    the client sent it, for upstreams of the client's wire format only, like :class:`OpaquePart`."""
+
     name: str
     description: str | None = None
     parameters: dict[str, Any] = field(default_factory=dict)
     strict: bool | None = None
     cache_control: dict[str, Any] | None = None
+    raw: dict[str, Any] | None = None
+
+
+def first_opaque(messages: tuple[Message, ...], tools: tuple[Tool, ...]) -> str | None:
+    """What the request holds that only its own wire format can carry (for ``opaque``), e.g.
+    ``a 'document' content block``; ``None`` when everything in it can be translated."""
+    for message in messages:
+        for part in message.parts:
+            if isinstance(part, ToolResultPart):
+                part = next((p for p in part.content if isinstance(p, OpaquePart)), part)
+            if isinstance(part, OpaquePart):
+                return f"a {part.kind!r} content block"
+    for tool in tools:
+        if tool.raw is not None:
+            return f"a {str(tool.raw.get('type'))!r} tool"
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +183,13 @@ class ChatRequest:
 
     ``extra`` carries parameters the surface accepted but the internal type does not model
     (e.g. ``logit_bias``); providers speaking the same wire format pass them through.
+
+    ``wire`` is the wire format the client spoke (``"openai"``, ``"anthropic"``; ``None`` for a
+    request the gateway made itself). An upstream of that same format gets everything the
+    client sent that the internal types do not model — ``extra``, :class:`OpaquePart` content,
+    ``raw`` tools, ``wire_headers`` — and its answer goes back to the client as it came
+    (:class:`Relayed`, :class:`RelayBatch`). ``opaque`` says where the request's first opaque
+    content or tool sits, if any: such a request cannot be translated for another format.
     """
 
     model: str
@@ -162,6 +210,9 @@ class ChatRequest:
     user: str | None = None
     metadata: dict[str, str] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    wire: str | None = None
+    opaque: str | None = None
+    wire_headers: dict[str, str] = field(default_factory=dict)
 
     def with_model(self, model: str) -> ChatRequest:
         """This request for ``model`` (itself when that is already its model: no copy)."""
@@ -195,6 +246,18 @@ class ChatResponse:
     usage: Usage
     created: int = 0
     system_fingerprint: str | None = None
+    relayed: Relayed | None = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Relayed:
+    """An upstream's whole answer in the wire format the client speaks, to be sent on as it
+    came, with only the model name the client sees put in: logprobs, citations, server tool
+    blocks, refusals and fields added to the API later reach the client, though the internal
+    types hold none of them. Only providers whose format is the request's ``wire`` set it."""
+
+    wire: str
+    body: dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,6 +299,20 @@ class LastBatch(list[ChatChunk]):
     is later for it. Only a hint: a layer that rebuilds batches may drop it."""
 
     __slots__ = ()
+
+
+class RelayBatch(list[ChatChunk]):
+    """A stream's batch that also carries the upstream's own events for it, framed in the
+    client's wire format (``wire``, possibly with events that made no chunk, such as ``ping``),
+    to be sent instead of events encoded anew from the chunks (see :class:`Relayed`). ``last``:
+    as :class:`LastBatch`, the stream ends after it."""
+
+    __slots__ = ("last", "wire")
+
+    def __init__(self, chunks: list[ChatChunk], wire: bytes, last: bool = False) -> None:
+        super().__init__(chunks)
+        self.wire = wire
+        self.last = last
 
 
 @dataclass(frozen=True, slots=True)

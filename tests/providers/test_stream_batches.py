@@ -118,9 +118,18 @@ def test_openai_surface_writes_once_per_upstream_read(live: LiveGateway) -> None
     body = {"model": MODEL, "stream": True, "messages": [{"role": "user", "content": "count"}]}
     pieces = _http_chunks(live.port, "/v1/chat/completions", body)
     assert len(pieces) == 3, pieces  # the first read, the second, then [DONE]
-    assert pieces[0].count(b"data: ") == 3  # role, "one", " two"
-    assert b'"content":" three"' in pieces[1] and b'"finish_reason":"stop"' in pieces[1]
+    first, second = _events(pieces[0]), _events(pieces[1])
+    assert [e["choices"][0]["delta"].get("content") for e in first] == ["", "one", " two"]
+    assert second[0]["choices"][0]["delta"] == {"content": " three"}
+    assert second[1]["choices"][0]["finish_reason"] == "stop"
+    assert len(second) == 2  # the usage chunk the client did not ask for is left out
     assert pieces[2] == b"data: [DONE]\n\n"
+
+
+def _events(piece: bytes) -> list[dict[str, Any]]:
+    frames = piece.split(b"\n\n")
+    assert frames[-1] == b"" and all(f.startswith(b"data: ") for f in frames[:-1]), piece
+    return [json.loads(f[6:]) for f in frames[:-1]]
 
 
 def test_anthropic_surface_writes_once_per_upstream_read(live: LiveGateway) -> None:
@@ -132,3 +141,73 @@ def test_anthropic_surface_writes_once_per_upstream_read(live: LiveGateway) -> N
     assert b'"text":"one"' in pieces[0] and b'"text":" two"' in pieces[0]
     assert b'"text":" three"' in pieces[1]
     assert pieces[2].endswith(b'event: message_stop\ndata: {"type":"message_stop"}\n\n')
+
+
+def _anthropic_event(name: str, payload: dict[str, Any]) -> bytes:
+    return f"event: {name}\ndata: {json.dumps(payload)}\n\n".encode()
+
+
+START = _anthropic_event("message_start", {"type": "message_start", "message": {
+    "id": "msg_1", "type": "message", "role": "assistant", "model": "claude-x-20251001",
+    "content": [], "stop_reason": None, "usage": {"input_tokens": 3, "output_tokens": 1}}})  # fmt: skip
+BODY = b"".join([
+    _anthropic_event("content_block_start", {"type": "content_block_start", "index": 0,
+                     "content_block": {"type": "text", "text": ""}}),
+    _anthropic_event("ping", {"type": "ping"}),
+    _anthropic_event("content_block_delta", {"type": "content_block_delta", "index": 0,
+                     "delta": {"type": "text_delta", "text": "hi"}}),
+    _anthropic_event("content_block_stop", {"type": "content_block_stop", "index": 0}),
+    _anthropic_event("message_delta", {"type": "message_delta", "delta": {
+        "stop_reason": "end_turn", "stop_sequence": None}, "usage": {"output_tokens": 2}}),
+    _anthropic_event("message_stop", {"type": "message_stop"}),
+])  # fmt: skip
+
+
+async def _start_then_rest(request: web.Request) -> web.StreamResponse:
+    """``message_start`` alone (an event that makes no chunk), the rest a moment later."""
+    await request.read()
+    response = web.StreamResponse(headers={"content-type": "text/event-stream"})
+    await response.prepare(request)
+    await response.write(START)
+    await asyncio.sleep(0.05)
+    await response.write(BODY)
+    await response.write_eof()
+    return response
+
+
+async def test_a_relayed_stream_keeps_every_event_in_order() -> None:
+    """A client of the upstream's own format gets the upstream's events: those of a read that
+    made no chunk wait for the next batch, and the model the client routed to goes into
+    ``message_start``."""
+    from meterline.providers.anthropic import AnthropicProvider
+    from meterline.types import RelayBatch
+
+    app = web.Application()
+    app.router.add_post("/v1/messages", _start_then_rest)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    base_url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    settings = ProviderSettings(name="anthropic", type="anthropic", base_url=base_url)
+    question = (Message("user", (TextPart("hi"),)),)
+    try:
+        pool = UpstreamPool()
+        provider = AnthropicProvider(settings, ProviderDeps(pool, Catalog()))
+        relayed = [b async for b in provider.stream(
+            ChatRequest("claude-x", question, stream=True, wire="anthropic"))]  # fmt: skip
+        translated = [b async for b in provider.stream(
+            ChatRequest("claude-x", question, stream=True, wire="openai"))]  # fmt: skip
+        await pool.close()
+    finally:
+        await runner.cleanup()
+    assert len(relayed) == 1 and isinstance(relayed[0], RelayBatch) and relayed[0].last
+    start, _, rest = relayed[0].wire.partition(b"\n\n")
+    assert rest == BODY  # every later event as the upstream sent it, pings too
+    name, _, data = start.partition(b"\n")
+    expected = json.loads(START.split(b"data: ")[1])
+    expected["message"]["model"] = "claude-x"
+    assert name == b"event: message_start" and json.loads(data[6:]) == expected
+    assert [c.text for c in relayed[0] if c.text] == ["hi"]
+    assert relayed[0][-1].usage is not None and relayed[0][-1].usage.output_tokens == 2
+    assert not any(isinstance(b, RelayBatch) for b in translated)
+    assert [c.text for b in translated for c in b if c.text] == ["hi"]

@@ -56,8 +56,8 @@ def _assert_openai_error(resp: httpx.Response, status: int, kind: str) -> dict[s
          "messages[0].role", "role"),
         (b'{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x"}], '
          b'"temperature": "hot"}', "temperature", "number"),
-        (b'{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": [{"type": "x"}]}]}',
-         "messages[0].content[0].type", "unsupported"),
+        (b'{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": [{"text": "x"}]}]}',
+         "messages[0].content[0].type", "needs a 'type'"),
     ],
 )  # fmt: skip
 def test_bad_requests_are_400_naming_the_field(

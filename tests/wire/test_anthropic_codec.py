@@ -308,6 +308,43 @@ def test_sdk_sent_body_round_trips() -> None:
     assert body == expected
 
 
+def test_content_the_internal_types_do_not_model_round_trips_unchanged() -> None:
+    """Documents, search results, server tool blocks and server tools are kept as sent (for an
+    Anthropic upstream: ``ChatRequest.opaque`` says where the first one is)."""
+    document = {
+        "type": "document",
+        "title": "Spec",
+        "citations": {"enabled": True},
+        "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBE"},
+    }
+    search = {
+        "type": "search_result",
+        "source": "https://example.com",
+        "title": "Ex",
+        "content": [{"type": "text", "text": "443"}],
+    }
+    use = {
+        "type": "server_tool_use",
+        "id": "srvtoolu_1",
+        "name": "web_search",
+        "input": {"query": "port"},
+    }
+    found = {"type": "web_search_tool_result", "tool_use_id": "srvtoolu_1", "content": []}
+    body = {
+        "model": "claude-sonnet-4-5", "max_tokens": 100, "context_management": {"edits": []},
+        "tools": [{"type": "web_search_20250305", "name": "web_search", "max_uses": 1}],
+        "messages": [
+            {"role": "user", "content": [document, {"type": "text", "text": "Port?"}]},
+            {"role": "assistant", "content": [use, found, {"type": "text", "text": "443."}]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1",
+                                          "content": [search]}]},
+        ],
+    }  # fmt: skip
+    request = decode_request(copy.deepcopy(body))
+    assert request.wire == "anthropic" and request.opaque == "a 'document' content block"
+    assert encode_request(request) == body
+
+
 @pytest.mark.parametrize(
     ("change", "param"),
     [
@@ -318,7 +355,7 @@ def test_sdk_sent_body_round_trips() -> None:
         (lambda b: b["messages"][0].update(role="system"), "messages[0].role"),
         (lambda b: b["messages"][0].update(content=7), "messages[0].content"),
         (
-            lambda b: b["messages"][0].update(content=[{"type": "document", "source": {}}]),
+            lambda b: b["messages"][0].update(content=[{"source": {}}]),
             "messages[0].content[0].type",
         ),
         (
@@ -345,7 +382,7 @@ def test_sdk_sent_body_round_trips() -> None:
         (lambda b: b.update(stop_sequences="END"), "stop_sequences"),
         (lambda b: b.update(temperature="hot"), "temperature"),
         (
-            lambda b: b["tools"].append({"type": "web_search_20250305", "name": "s"}),
+            lambda b: b["tools"].append({"type": 7, "name": "s"}),
             "tools[2].type",
         ),
         (lambda b: b.update(thinking=True), "thinking.type"),

@@ -65,6 +65,23 @@ def test_request_round_trip_is_lossless() -> None:
     assert decode_request(encoded) == request
 
 
+def test_parts_and_tools_the_internal_types_do_not_model_round_trip_unchanged() -> None:
+    file_part = {"type": "file", "file": {"filename": "a.pdf", "file_data": "data:;base64,JV"}}
+    audio = {"type": "input_audio", "input_audio": {"data": "UklG", "format": "wav"}}
+    custom = {"type": "custom", "custom": {"name": "grep", "format": {"type": "text"}}}
+    body = {
+        "model": "gpt-5",
+        "messages": [
+            {"role": "user", "content": [file_part, audio, {"type": "text", "text": "?"}]}
+        ],
+        "tools": [custom],
+    }
+    request = decode_request(json.loads(json.dumps(body)))
+    assert request.wire == "openai" and request.opaque == "a 'file' content block"
+    assert request.tools[0].name == "grep"
+    assert encode_request(request) == body
+
+
 def test_developer_role_is_a_system_message_and_max_completion_tokens_wins() -> None:
     request = decode_request({
         "model": "o3", "max_tokens": 5, "max_completion_tokens": 7,

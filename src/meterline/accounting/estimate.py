@@ -9,10 +9,13 @@ the dearest rate it could be billed at. The difference is released when the requ
 
 from __future__ import annotations
 
+import orjson
+
 from meterline.catalog import ModelInfo, PicoUSD
 from meterline.types import (
     ChatRequest,
     ImagePart,
+    OpaquePart,
     TextPart,
     ThinkingPart,
     ToolCallPart,
@@ -34,6 +37,8 @@ def _part_bytes(part: object) -> int:
         return sum(_part_bytes(p) for p in part.content)
     if isinstance(part, ImagePart):
         return _PER_IMAGE
+    if isinstance(part, OpaquePart):  # a document, a server tool's result…: its JSON's bytes
+        return len(orjson.dumps(part.raw))
     return 0
 
 
@@ -46,6 +51,8 @@ def prompt_token_bound(request: ChatRequest) -> int:
     for tool in request.tools:
         total += _PER_MESSAGE + len(tool.name) + len(tool.description or "")
         total += len(repr(tool.parameters).encode())
+        if tool.raw is not None:
+            total += len(orjson.dumps(tool.raw))
     return total
 
 

@@ -7,6 +7,9 @@
   request twice gets the first answer even when sampling is on.
 * Identical requests in flight at the same moment share one upstream call.
 * ``x-meterline-skip-cache: true`` bypasses all of it. Errors are never stored.
+* Skipped: requests asking for what a cached answer does not keep — log probabilities, audio,
+  web search — and requests holding content only their own wire format carries (a document, a
+  server tool: ``ChatRequest.opaque``), whose answers may hold citations or tool results.
 Hits cost nothing and are logged with ``cache_hit``; ``x-meterline-cache`` says hit, miss or skip.
 """
 
@@ -24,7 +27,7 @@ from meterline.pipeline.assemble import replay
 from meterline.pipeline.context import Outcome, RequestContext
 from meterline.pipeline.pipeline import Reply
 from meterline.settings import CacheSettings
-from meterline.types import ChatResponse
+from meterline.types import ChatRequest, ChatResponse
 from meterline.wire.openai_response import decode_response, encode_response
 
 __all__ = ["CacheStage"]
@@ -40,6 +43,14 @@ def _ttl_header(ctx: RequestContext) -> float | None:
         return max(0.0, float(raw)) if raw is not None else None
     except ValueError:
         return None
+
+
+# Request fields asking for parts of an answer that a cached answer does not keep.
+_UNKEPT = ("logprobs", "top_logprobs", "audio", "modalities", "web_search_options")
+
+
+def _unkept(request: ChatRequest) -> bool:
+    return request.opaque is not None or any(request.extra.get(f) for f in _UNKEPT)
 
 
 def _key_skips(ctx: RequestContext) -> bool:
@@ -73,7 +84,8 @@ class CacheStage:
 
     async def __call__(self, ctx: RequestContext) -> Reply | None:
         skip = ctx.headers.get("x-meterline-skip-cache", "").lower() in ("1", "true", "yes")
-        if not self.settings.enabled or skip or ctx.route is None or _key_skips(ctx):
+        if (not self.settings.enabled or skip or ctx.route is None or _key_skips(ctx)
+                or _unkept(ctx.request)):  # fmt: skip
             ctx.response_headers["x-meterline-cache"] = "skip"
             return None
         ttl = self._ttl(ctx)

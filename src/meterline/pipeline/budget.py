@@ -99,8 +99,8 @@ class BudgetStage:
 
     def _cheaper(self, ctx: RequestContext) -> list[ModelInfo]:
         assert ctx.route is not None
-        enabled = {p.name for p in self.providers}
-        found = cheaper_models(self.catalog, enabled, ctx.route.model, ctx.request)
+        able = self.providers.able(ctx.request)
+        found = cheaper_models(self.catalog, able, ctx.route.model, ctx.request)
         key = ctx.key
         if key is not None:  # a key limited to some models is never moved outside them
             found = [m for m in found if key.allows(m.name) or key.allows(m.key)]

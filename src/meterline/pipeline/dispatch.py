@@ -13,7 +13,7 @@ import asyncio
 import dataclasses
 
 from meterline.catalog import Catalog, ModelInfo
-from meterline.errors import GatewayError, ProviderError
+from meterline.errors import GatewayError, InvalidRequest, ProviderError
 from meterline.pipeline.budget import BudgetStage
 from meterline.pipeline.context import Outcome, RequestContext, Route, new_request_id
 from meterline.pipeline.log import RowSink, row_for
@@ -79,7 +79,8 @@ class Dispatch:
         if failure_kind(exc) not in s.on:
             return None
         assert ctx.route is not None
-        return next_in_chain(self.catalog, self.providers, ctx.route.model, tried, ctx.request)
+        able = self.providers.able(ctx.request)
+        return next_in_chain(self.catalog, able, ctx.route.model, tried, ctx.request)
 
     async def _attempt(self, ctx: RequestContext) -> Reply:
         assert ctx.route is not None
@@ -87,6 +88,12 @@ class Dispatch:
         if provider is None:
             raise GatewayError(f"provider {ctx.route.provider!r} is not available")
         request = ctx.request.with_model(ctx.route.model.name)
+        if request.opaque is not None and provider.wire != request.wire:
+            raise InvalidRequest(
+                f"the request holds {request.opaque}, which only an upstream of the "
+                f"{request.wire} format can take; {ctx.route.model.key} speaks {provider.wire}",
+                code="untranslatable_content",
+            )
         if not request.stream:
             return await provider.complete(request)
         stream = provider.stream(request)

@@ -110,7 +110,8 @@ class RouteStage:
         c = ctx.classification
         task = c.task_type if c else "other"
         band = complexity_band(c.complexity) if c else "medium"
-        choice = self.router.choose(ctx.request, task, band, self.resolver.providers, tier)
+        able = self.resolver.providers.able(ctx.request)
+        choice = self.router.choose(ctx.request, task, band, able, tier)
         if choice is None:
             raise ModelNotFound("no configured model can serve this request", param="model")
         return Route(choice.model.provider, choice.model, choice.reason)

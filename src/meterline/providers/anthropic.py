@@ -17,10 +17,15 @@ from meterline.errors import UpstreamConnectionError, UpstreamUnavailable
 from meterline.providers.base import ProviderDeps
 from meterline.providers.http import UpstreamCall
 from meterline.settings import ProviderSettings, RetrySettings
-from meterline.types import ChatChunk, ChatRequest, ChatResponse, ChunkStream
+from meterline.types import ChatChunk, ChatRequest, ChatResponse, ChunkStream, Relayed
 from meterline.wire.anthropic_cache import add_cache_breakpoints
 from meterline.wire.anthropic_request import encode_request
-from meterline.wire.anthropic_response import StreamDecoder, decode_error, decode_response
+from meterline.wire.anthropic_response import (
+    StreamDecoder,
+    decode_error,
+    decode_response,
+    frame,
+)
 from meterline.wire.sse import SSEEvent
 
 __all__ = ["ANTHROPIC_EXTRA_FIELDS", "AnthropicProvider", "anthropic_extra"]
@@ -86,8 +91,15 @@ class AnthropicProvider:
     (e.g. ``anthropic-beta``) are sent with every call; one that sets ``anthropic-version`` to
     2026-10-21 or later also drops ``temperature``/``top_p``/``top_k``, which those versions
     refuse.
+
+    A request from an Anthropic-format client (Claude Code, the ``anthropic`` SDK) is relayed
+    (``ChatRequest.wire``): every top-level field, content block and tool it sent goes on as
+    sent, with its ``anthropic-beta`` header added to the configured one, and the answer comes
+    back as the upstream wrote it — server tool blocks, citations, ``pause_turn`` and all —
+    with the routed model's name in ``model``.
     """
 
+    wire = "anthropic"
     default_base_url = "https://api.anthropic.com"
     api_version = "2023-06-01"
 
@@ -111,8 +123,11 @@ class AnthropicProvider:
 
     def body(self, request: ChatRequest) -> dict[str, Any]:
         """The ``/v1/messages`` body for ``request``."""
-        body = encode_request(request, passthrough=False)
-        body.update(anthropic_extra(request.extra))
+        if request.wire == self.wire:
+            body = encode_request(request)
+        else:
+            body = encode_request(request, passthrough=False)
+            body.update(anthropic_extra(request.extra))
         if self.settings.auto_cache:
             body = add_cache_breakpoints(body)
         if self.headers["anthropic-version"] >= _SAMPLING_REMOVED:
@@ -120,25 +135,56 @@ class AnthropicProvider:
                 body.pop(name, None)
         return body
 
+    def _headers(self, request: ChatRequest) -> dict[str, str]:
+        """The configured headers, with the client's ``anthropic-beta`` features added."""
+        beta = request.wire_headers.get("anthropic-beta") if request.wire == self.wire else None
+        if not beta:
+            return self.headers
+        configured = self.headers.get("anthropic-beta")
+        return {**self.headers, "anthropic-beta": f"{configured},{beta}" if configured else beta}
+
     def _call(self, request: ChatRequest) -> UpstreamCall:
         payload = orjson.dumps(self.body(request))
-        return UpstreamCall("POST", f"{self.base_url}/v1/messages", self.headers, payload)
+        url = f"{self.base_url}/v1/messages"
+        return UpstreamCall("POST", url, self._headers(request), payload)
 
     async def complete(self, request: ChatRequest) -> ChatResponse:
-        return decode_response(self.http.json(await self.http.send(self._call(request))))
+        body = self.http.json(await self.http.send(self._call(request)))
+        if request.wire != self.wire or not isinstance(body, dict):
+            return decode_response(body)
+        if body.get("model", request.model) != request.model:
+            body = {**body, "model": request.model}
+        return replace(decode_response(body), relayed=Relayed(self.wire, body))
 
     async def stream(self, request: ChatRequest) -> ChunkStream:
         decoder = StreamDecoder(self.name)
         stopped = False
+        shown = request.model
 
-        def decode(event: SSEEvent) -> list[ChatChunk]:
+        def feed(event: SSEEvent, payload: dict[str, Any]) -> list[ChatChunk]:
             nonlocal stopped
-            payload = _payload(event, self.name)
             stopped = stopped or (payload.get("type") or event.event) == "message_stop"
             return decoder.feed(event.event, payload)
 
-        async with aclosing(self.http.decoded(self._call(request), decode)) as reads:
-            async for chunks in reads:
+        def decode(event: SSEEvent) -> list[ChatChunk]:
+            return feed(event, _payload(event, self.name))
+
+        def relay(event: SSEEvent) -> tuple[list[ChatChunk], bytes]:
+            """The event's chunks, and the event as the client gets it."""
+            payload = _payload(event, self.name)
+            chunks = feed(event, payload)
+            kind = payload.get("type") or event.event
+            message = payload.get("message") if kind == "message_start" else None
+            if isinstance(message, dict) and message.get("model", shown) != shown:
+                payload["message"] = {**message, "model": shown}  # the model routed to
+                return chunks, frame(event.event or "message_start", payload)
+            name = b"event: " + event.event.encode() + b"\n" if event.event else b""
+            return chunks, name + b"data: " + event.data.encode() + b"\n\n"
+
+        call = self._call(request)
+        reads = self.http.relayed(call, relay) if request.wire == self.wire else None
+        async with aclosing(reads or self.http.decoded(call, decode)) as batches:
+            async for chunks in batches:
                 yield chunks
         if not stopped:
             raise UpstreamConnectionError(

@@ -23,6 +23,11 @@ __all__ = ["Provider", "ProviderDeps", "ProviderFactory"]
 
 class Provider(Protocol):
     name: str
+    wire: str
+    """The wire format the upstream speaks (``"openai"``, ``"anthropic"``, ``"gemini"``…). A
+    request that arrived in the same format is relayed: what the client sent that the internal
+    types do not model goes on, and the upstream's answer comes back as it was
+    (``ChatRequest.wire``)."""
 
     async def complete(self, request: ChatRequest) -> ChatResponse:
         """Answer ``request`` in one piece."""

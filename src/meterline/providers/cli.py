@@ -37,7 +37,7 @@ from meterline.types import (
     ThinkingPart,
     Usage,
 )
-from meterline.wire import cli_streams as wire
+from meterline.wire import cli_streams as streams
 
 __all__ = [
     "CLAUDE",
@@ -67,22 +67,26 @@ class CliSpec:
     type: str
     binary: str
     default_models: tuple[str, ...]
-    invocation: Callable[[ChatRequest], wire.Invocation]
-    parser: Callable[[], wire.StreamParser]
+    invocation: Callable[[ChatRequest], streams.Invocation]
+    parser: Callable[[], streams.StreamParser]
 
 
 CLAUDE = CliSpec(
-    "claude-cli", "claude", ("sonnet", "opus", "haiku"), wire.claude_invocation, wire.ClaudeStream
+    "claude-cli",
+    "claude",
+    ("sonnet", "opus", "haiku"),
+    streams.claude_invocation,
+    streams.ClaudeStream,
 )
 CODEX = CliSpec(
-    "codex-cli", "codex", ("gpt-5-codex", "gpt-5"), wire.codex_invocation, wire.CodexStream
+    "codex-cli", "codex", ("gpt-5-codex", "gpt-5"), streams.codex_invocation, streams.CodexStream
 )
 GEMINI = CliSpec(
     "gemini-cli",
     "gemini",
     ("gemini-2.5-pro", "gemini-2.5-flash"),
-    wire.gemini_invocation,
-    wire.GeminiStream,
+    streams.gemini_invocation,
+    streams.GeminiStream,
 )
 
 
@@ -155,6 +159,7 @@ class CliProvider:
     """A coding CLI as an upstream; subclasses name their :class:`CliSpec`."""
 
     spec: ClassVar[CliSpec]
+    wire = "cli"
     kill_grace: ClassVar[float] = 2.0
 
     def __init__(self, settings: ProviderSettings, deps: ProviderDeps) -> None:
@@ -193,7 +198,7 @@ class CliProvider:
                 provider=self.name,
             ) from None
 
-    async def _spawn(self, path: str, call: wire.Invocation) -> _Child:
+    async def _spawn(self, path: str, call: streams.Invocation) -> _Child:
         try:
             proc = await asyncio.create_subprocess_exec(
                 path,
@@ -212,7 +217,7 @@ class CliProvider:
         """Run a parser step; a failure the CLI reported becomes a :class:`ProviderError`."""
         try:
             return step()
-        except wire.CliFailure as exc:
+        except streams.CliFailure as exc:
             raise self._reported(str(exc)) from None
 
     def _reported(self, message: str) -> ProviderError:
@@ -221,7 +226,7 @@ class CliProvider:
             provider=self.name,
         )
 
-    async def _ending(self, child: _Child, parser: wire.StreamParser) -> list[ChatChunk]:
+    async def _ending(self, child: _Child, parser: streams.StreamParser) -> list[ChatChunk]:
         code = child.proc.returncode
         if code and not parser.done:
             if parser.error:
@@ -248,7 +253,7 @@ class CliProvider:
                 child.send(call.stdin)
                 parser = self.spec.parser()
                 while line := await self._within(deadline, child.readline()):
-                    event = wire.parse_line(line)
+                    event = streams.parse_line(line)
                     if event is not None and (chunks := self._guard(partial(parser.feed, event))):
                         yield chunks
                 await self._within(deadline, child.proc.wait())

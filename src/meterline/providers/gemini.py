@@ -31,6 +31,7 @@ class GeminiProvider:
     given with it is accepted too). The key goes in the ``x-goog-api-key`` header.
     """
 
+    wire = "gemini"
     default_base_url = "https://generativelanguage.googleapis.com"
 
     def __init__(self, settings: ProviderSettings, deps: ProviderDeps) -> None:

@@ -30,7 +30,7 @@ from meterline.providers.upstream import (
     UpstreamUndecodable,
 )
 from meterline.settings import RetrySettings, TimeoutSettings
-from meterline.types import ChatChunk, LastBatch
+from meterline.types import ChatChunk, LastBatch, RelayBatch
 from meterline.wire.sse import SSEDecoder, SSEEvent
 
 __all__ = ["ErrorDecoder", "HttpClient", "UpstreamCall"]
@@ -129,6 +129,37 @@ class HttpClient:
             return last or None
 
         return self._read(call, each, lambda: batch(decoder.close()) or None)
+
+    def relayed(
+        self, call: UpstreamCall, decode: Callable[[SSEEvent], tuple[list[ChatChunk], bytes]]
+    ) -> AsyncGenerator[RelayBatch, None]:
+        """As :meth:`decoded`, for an answer relayed to the client: ``decode`` gives each
+        event's chunks and the event's bytes as the client gets them, and each batch carries
+        those bytes (:class:`~meterline.types.RelayBatch`). The bytes of a read that made no
+        chunk (a ``message_start``, a ``ping``) wait for the next batch, as a batch is never
+        empty until the answer's end."""
+        decoder = SSEDecoder()
+        held = b""
+
+        def batch(events: list[SSEEvent], ended: bool) -> RelayBatch | None:
+            nonlocal held
+            chunks: list[ChatChunk] = []
+            frames = [held]
+            for event in events:
+                made, framed = decode(event)
+                chunks += made
+                frames.append(framed)
+            held = b"".join(frames)
+            if not chunks and not (ended and held):
+                return None
+            out, held = RelayBatch(chunks, held, last=ended), b""
+            return out
+
+        def each(data: bytes, ended: bool) -> RelayBatch | None:
+            events = decoder.feed(data)
+            return batch(events + decoder.close() if ended else events, ended)
+
+        return self._read(call, each, lambda: batch(decoder.close(), True))
 
     async def _read(
         self,

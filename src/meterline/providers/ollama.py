@@ -33,6 +33,7 @@ class OllamaProvider:
     """An Ollama server. ``base_url`` is the server root (``/v1`` of its OpenAI-compatible API is
     dropped if given); a key, if configured, is sent as a bearer token (for a proxy in front)."""
 
+    wire = "ollama"
     default_base_url = "http://127.0.0.1:11434"
 
     def __init__(self, settings: ProviderSettings, deps: ProviderDeps) -> None:

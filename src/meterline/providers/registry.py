@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Container, Iterable, Iterator, Mapping
 from dataclasses import replace
 
 from meterline.catalog import TIERS, Catalog, ModelInfo, Price, Tier, price_from_mapping
@@ -15,6 +15,7 @@ from meterline.providers.gemini import GeminiProvider
 from meterline.providers.ollama import OllamaProvider
 from meterline.providers.openai import OpenAIProvider
 from meterline.settings import ModelEntry, ProviderSettings
+from meterline.types import ChatRequest
 
 __all__ = ["PROVIDER_TYPES", "ProviderRegistry", "register_models"]
 
@@ -99,6 +100,13 @@ class ProviderRegistry:
 
     def __contains__(self, name: object) -> bool:
         return name in self._providers
+
+    def able(self, request: ChatRequest) -> Container[str]:
+        """The providers that can take ``request``: all, or for a request holding what only
+        its own wire format carries (``ChatRequest.opaque``), those speaking that format."""
+        if request.opaque is None:
+            return self
+        return frozenset(p.name for p in self._providers.values() if p.wire == request.wire)
 
     def __iter__(self) -> Iterator[Provider]:
         return iter(self._providers.values())

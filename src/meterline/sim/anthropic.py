@@ -25,7 +25,7 @@ import orjson
 from aiohttp import web
 
 from meterline.errors import InvalidRequest
-from meterline.sim.replies import Reply, plan_reply
+from meterline.sim.replies import Reply, last_user_text, plan_reply
 from meterline.sim.server import SimServer
 from meterline.sim.settings import Fault, SimSettings
 from meterline.tokens import count_text
@@ -181,16 +181,51 @@ def _wants_json(body: dict[str, Any]) -> bool:
     return "JSON object" in text or structured or body.get("output_format") is not None
 
 
-def _blocks(reply: Reply, thinking: tuple[str, str] | None) -> list[Block]:
-    """Each content block, whole, with the deltas that stream it (after an empty start)."""
+def _searches(body: dict[str, Any]) -> bool:
+    """The request offers the web search server tool (``web_search_20250305`` and later)."""
+    tools = body.get("tools") or []
+    return any(str(t.get("type", "")).startswith("web_search_") for t in tools)
+
+
+def _web_search(query: str) -> list[Block]:
+    """What the web search server tool adds before the answer, as Anthropic documents it: the
+    ``server_tool_use`` block (its input streamed as JSON), then the ``web_search_tool_result``
+    block (whole in its start event)."""
+    call_id = f"srvtoolu_{secrets.token_hex(12)}"
+    use = {"type": "server_tool_use", "id": call_id, "name": "web_search",
+           "input": {"query": query}}  # fmt: skip
+    arguments = orjson.dumps({"query": query}).decode()
+    result = {"type": "web_search_result", "url": "https://example.com/answer",
+              "title": "An answer", "encrypted_content": secrets.token_hex(16),
+              "page_age": "April 30, 2026"}  # fmt: skip
+    found = {"type": "web_search_tool_result", "tool_use_id": call_id, "content": [result]}
+    return [(use, [{"type": "input_json_delta", "partial_json": arguments}]), (found, [])]
+
+
+def _citation(text: str) -> dict[str, Any]:
+    return {"type": "web_search_result_location", "url": "https://example.com/answer",
+            "title": "An answer", "encrypted_index": secrets.token_hex(8),
+            "cited_text": text[:40]}  # fmt: skip
+
+
+def _blocks(reply: Reply, thinking: tuple[str, str] | None, search: str | None) -> list[Block]:
+    """Each content block, whole, with the deltas that stream it (after an empty start);
+    ``search``: the query of a web search made first, whose result the text cites."""
     out: list[Block] = []
+    if search is not None:
+        out += _web_search(search)
     if thinking is not None:
         text, signature = thinking
         pieces = [text[i : i + 24] for i in range(0, len(text), 24)]
         deltas = [{"type": "thinking_delta", "thinking": p} for p in pieces]
         deltas.append({"type": "signature_delta", "signature": signature})
         out.append(({"type": "thinking", "thinking": text, "signature": signature}, deltas))
-    if reply.text:
+    if reply.text and search is not None:
+        cited = _citation(reply.text)
+        cited_deltas: list[dict[str, Any]] = [{"type": "citations_delta", "citation": cited}]
+        cited_deltas += [{"type": "text_delta", "text": p} for p in reply.pieces]
+        out.append(({"type": "text", "text": reply.text, "citations": [cited]}, cited_deltas))
+    elif reply.text:
         deltas = [{"type": "text_delta", "text": p} for p in reply.pieces]
         out.append(({"type": "text", "text": reply.text}, deltas))
     for call in reply.tool_calls:
@@ -205,6 +240,8 @@ _EMPTY: dict[str, dict[str, Any]] = {
     "thinking": {"thinking": "", "signature": ""},
     "text": {"text": ""},
     "tool_use": {"input": {}},
+    "server_tool_use": {"input": {}},
+    "web_search_tool_result": {},
 }
 
 
@@ -216,6 +253,8 @@ def _events(message: dict[str, Any], blocks: list[Block]) -> list[Event]:
     events: list[Event] = [("message_start", {"type": "message_start", "message": start})]
     for index, (block, deltas) in enumerate(blocks):
         empty = {**block, **_EMPTY[block["type"]]}
+        if "citations" in block:
+            empty["citations"] = []
         start_block = {"type": "content_block_start", "index": index, "content_block": empty}
         events.append(("content_block_start", start_block))
         if index == 0:
@@ -328,15 +367,19 @@ class AnthropicSim(SimServer[Fault | ErrorEvent]):
             chat = replace(chat, response_format=ResponseFormat("json_object"))
         reply = plan_reply(chat, lambda _text, _tokens: 0)
         thinking = _thinking(body, chat)
-        blocks = _blocks(reply, thinking)
+        search = last_user_text(chat)[:60] if _searches(body) else None
+        blocks = _blocks(reply, thinking, search)
         total, marks = _prompt(body)
         read, write = self._cache(marks)
         thought = count_text(thinking[0], chat.model) if thinking else 0
         usage = {"input_tokens": total - read - write, "cache_creation_input_tokens": write,
                  "cache_read_input_tokens": read, "service_tier": "standard",
                  "output_tokens": reply.completion_tokens + thought}  # fmt: skip
+        if search is not None:
+            usage["server_tool_use"] = {"web_search_requests": 1}
         message = {"id": f"msg_{secrets.token_hex(12)}", "type": "message", "role": "assistant",
-                   "model": chat.model, "content": [block for block, _ in blocks],
+                   "model": self.settings.served_as.get(chat.model, chat.model),
+                   "content": [block for block, _ in blocks],
                    "stop_reason": _STOP.get(reply.finish_reason, "end_turn"),
                    "stop_sequence": None, "usage": usage}  # fmt: skip
         return message, blocks

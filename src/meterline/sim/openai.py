@@ -55,6 +55,22 @@ _HTTP_FAULTS: dict[int, tuple[str, str, str | None]] = {
 }
 
 
+def _logprobs(body: dict[str, Any], pieces: list[str]) -> dict[str, Any] | None:
+    """The ``logprobs`` of a choice (or of a chunk) carrying ``pieces``, for a request with
+    ``logprobs: true`` (``top_logprobs`` alternatives each); made-up but well-formed values."""
+    if not body.get("logprobs"):
+        return None
+    top = int(body.get("top_logprobs") or 0)
+
+    def entry(token: str, rank: int) -> dict[str, Any]:
+        value = -round(0.05 * (len(token) % 7 + 1) + rank, 4)
+        return {"token": token, "logprob": value, "bytes": list(token.encode())}
+
+    content = [{**entry(p, 0), "top_logprobs": [entry(p, r) for r in range(top)]}
+               for p in pieces]  # fmt: skip
+    return {"content": content, "refusal": None}
+
+
 class OpenAISim(SimServer[Fault]):
     base_path = "/v1"
 
@@ -164,6 +180,9 @@ class OpenAISim(SimServer[Fault]):
             },
         }
 
+    def _model(self, body: dict[str, Any]) -> str:
+        return self.settings.served_as.get(str(body["model"]), str(body["model"]))
+
     def _completion(self, body: dict[str, Any], reply: Reply) -> dict[str, Any]:
         message: dict[str, Any] = {"role": "assistant", "content": reply.text, "refusal": None,
                                    "annotations": []}  # fmt: skip
@@ -178,12 +197,12 @@ class OpenAISim(SimServer[Fault]):
             "id": f"chatcmpl-{secrets.token_hex(12)}",
             "object": "chat.completion",
             "created": int(time.time()),
-            "model": body["model"],
+            "model": self._model(body),
             "choices": [
                 {
                     "index": 0,
                     "message": message,
-                    "logprobs": None,
+                    "logprobs": _logprobs(body, reply.pieces if reply.text else []),
                     "finish_reason": reply.finish_reason,
                 }
             ],  # fmt: skip
@@ -194,18 +213,20 @@ class OpenAISim(SimServer[Fault]):
 
     def _chunks(self, body: dict[str, Any], reply: Reply, with_usage: bool) -> list[dict[str, Any]]:
         head = {"id": f"chatcmpl-{secrets.token_hex(12)}", "object": "chat.completion.chunk",
-                "created": int(time.time()), "model": body["model"], "service_tier": "default",
-                "system_fingerprint": "fp_sim"}  # fmt: skip
+                "created": int(time.time()), "model": self._model(body),
+                "service_tier": "default", "system_fingerprint": "fp_sim"}  # fmt: skip
 
-        def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
-            out = {**head, "choices": [{"index": 0, "delta": delta, "logprobs": None,
+        def chunk(delta: dict[str, Any], finish: str | None = None,
+                  logprobs: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
+            out = {**head, "choices": [{"index": 0, "delta": delta, "logprobs": logprobs,
                                         "finish_reason": finish}]}  # fmt: skip
             if with_usage:
                 out["usage"] = None
             return out
 
         chunks = [chunk({"role": "assistant", "content": "", "refusal": None})]
-        chunks += [chunk({"content": piece}) for piece in reply.pieces]
+        chunks += [chunk({"content": piece}, None, _logprobs(body, [piece]))
+                   for piece in reply.pieces]  # fmt: skip
         for index, call in enumerate(reply.tool_calls):
             chunks.append(chunk({"tool_calls": [{"index": index, "id": call.id, "type": "function",
                                  "function": {"name": call.name, "arguments": ""}}]}))  # fmt: skip

@@ -14,7 +14,7 @@ import orjson
 from meterline.tokens import count_messages, encoding_for
 from meterline.types import ChatRequest, ToolResultPart
 
-__all__ = ["PlannedCall", "Reply", "plan_reply"]
+__all__ = ["PlannedCall", "Reply", "last_user_text", "plan_reply"]
 
 _WORDS = (
     "the",
@@ -78,7 +78,7 @@ class Reply:
     reasoning_tokens: int
 
 
-def _last_user_text(request: ChatRequest) -> str:
+def last_user_text(request: ChatRequest) -> str:
     for message in reversed(request.messages):
         if message.role == "user":
             return message.text
@@ -86,7 +86,7 @@ def _last_user_text(request: ChatRequest) -> str:
 
 
 def _answer_text(request: ChatRequest, seed: int) -> str:
-    question = _last_user_text(request)
+    question = last_user_text(request)
     if request.response_format is not None and request.response_format.type != "text":
         return orjson.dumps({"answer": question[:40], "confidence": 0.9}).decode()
     length = 12 + seed % 40
@@ -94,8 +94,13 @@ def _answer_text(request: ChatRequest, seed: int) -> str:
     return f"Re: {question[:40]}. " + " ".join(words) + "."
 
 
+def _client_tools(request: ChatRequest) -> list[str]:
+    """The tools the client runs itself (server tools, ``raw``, run at the upstream)."""
+    return [t.name for t in request.tools if t.raw is None]
+
+
 def _wants_tool(request: ChatRequest) -> bool:
-    if not request.tools or (request.tool_choice and request.tool_choice.mode == "none"):
+    if not _client_tools(request) or (request.tool_choice and request.tool_choice.mode == "none"):
         return False
     last = request.messages[-1]
     return not any(isinstance(p, ToolResultPart) for p in last.parts)
@@ -104,9 +109,11 @@ def _wants_tool(request: ChatRequest) -> bool:
 def _tool_call(request: ChatRequest, seed: int) -> PlannedCall:
     choice = request.tool_choice
     name = (
-        choice.name if choice and choice.mode == "tool" and choice.name else request.tools[0].name
+        choice.name
+        if choice and choice.mode == "tool" and choice.name
+        else _client_tools(request)[0]
     )
-    arguments = orjson.dumps({"query": _last_user_text(request)[:60], "limit": 3}).decode()
+    arguments = orjson.dumps({"query": last_user_text(request)[:60], "limit": 3}).decode()
     return PlannedCall(f"call_{seed:08x}", name, arguments)
 
 

@@ -33,5 +33,7 @@ class SimSettings:
     jitter: float = 0.0
     error_rate: float = 0.0
     stream_usage: bool = True
+    served_as: dict[str, str] = field(default_factory=dict)
+    """The model name an answer gives for a requested one (e.g. a dated snapshot's)."""
     seed: int = 7
     rng: random.Random = field(default_factory=random.Random)

@@ -6,6 +6,7 @@ Claude Code and the ``anthropic`` SDK point here with ``ANTHROPIC_BASE_URL`` (no
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 from starlette.requests import Request
@@ -17,7 +18,7 @@ from meterline.pipeline import RequestContext
 from meterline.surfaces.base import Surface
 from meterline.surfaces.http import LastPiece, json_response, read_json
 from meterline.tokens import count_messages
-from meterline.types import ChatRequest, ChatResponse, ChunkStream, LastBatch
+from meterline.types import ChatRequest, ChatResponse, ChunkStream, LastBatch, RelayBatch
 from meterline.wire.anthropic_request import decode_request
 from meterline.wire.anthropic_response import (
     StreamEncoder,
@@ -42,8 +43,10 @@ class AnthropicSurface(Surface):
             Route("/v1/messages/count_tokens", self.count_tokens, methods=["POST"]),
         ]
 
-    def decode(self, body: Any) -> ChatRequest:
-        return decode_request(body)
+    def decode(self, body: Any, headers: dict[str, str]) -> ChatRequest:
+        request = decode_request(body)
+        beta = headers.get("anthropic-beta")
+        return replace(request, wire_headers={"anthropic-beta": beta}) if beta else request
 
     def headers(self, ctx: RequestContext | None, *, final: bool) -> dict[str, str]:
         headers = super().headers(ctx, final=final)
@@ -53,6 +56,9 @@ class AnthropicSurface(Surface):
 
     def encode_response(self, ctx: RequestContext, response: ChatResponse) -> Any:
         model = ctx.route.model.name if ctx.route else ctx.request.model
+        relayed = response.relayed
+        if relayed is not None and relayed.wire == "anthropic":
+            return {**relayed.body, "model": model}  # as the upstream wrote it (AnthropicProvider)
         return encode_response(response, model)
 
     def encode_error(self, error: GatewayError) -> Any:
@@ -61,23 +67,34 @@ class AnthropicSurface(Surface):
     async def encode_stream(self, ctx: RequestContext, reads: ChunkStream) -> AsyncIterator[bytes]:
         model = ctx.route.model.name if ctx.route else ctx.request.model
         encoder = StreamEncoder()
-        # Anthropic announces the prompt size up front; the upstream's count arrives at the end,
-        # so the start carries the local tokenizer's count and message_delta the billed one.
-        prompt = count_messages(ctx.request, model)
-        start = encoder.start(f"msg_{ctx.request_id}", model, prompt) + [ping()]
-        pending = b"".join(frame(*event) for event in start)  # written with the first events
+        pending = b""  # the start, and a last batch's events: written with what follows them
+        started = relayed = False
         try:
             usage = None
             async for chunks in reads:
                 for chunk in chunks:
                     usage = chunk.usage or usage
-                frames = b"".join(frame(*e) for c in chunks for e in encoder.encode(c))
-                if chunks.__class__ is LastBatch:  # sent with the stream's end, in one write
+                if isinstance(chunks, RelayBatch):  # the upstream's own events, its start too
+                    relayed = True
+                    frames, last = chunks.wire, chunks.last
+                else:
+                    if not started and not relayed:
+                        # Anthropic announces the prompt size up front; the upstream's count
+                        # comes at the end, so the start carries the local tokenizer's count
+                        # and message_delta the billed one.
+                        prompt = count_messages(ctx.request, model)
+                        start = encoder.start(f"msg_{ctx.request_id}", model, prompt) + [ping()]
+                        pending = b"".join(frame(*event) for event in start)
+                    frames = b"".join(frame(*e) for c in chunks for e in encoder.encode(c))
+                    last = chunks.__class__ is LastBatch
+                started = True
+                if last:  # sent with the stream's end, in one write
                     pending += frames
                 elif frames:
                     yield pending + frames
                     pending = b""
-            yield LastPiece(pending + b"".join(frame(*event) for event in encoder.finish(usage)))
+            end = b"" if relayed else b"".join(frame(*event) for event in encoder.finish(usage))
+            yield LastPiece(pending + end)
         except GatewayError as exc:
             yield LastPiece(pending + frame("error", encode_error(exc)))
         finally:

@@ -42,7 +42,10 @@ class Surface(ABC):
         self.gateway = gateway
 
     @abstractmethod
-    def decode(self, body: Any) -> ChatRequest: ...
+    def decode(self, body: Any, headers: dict[str, str]) -> ChatRequest:
+        """The request in ``body``; ``headers`` (lower-case names) for what the format keeps of
+        them (``ChatRequest.wire_headers``)."""
+        ...
 
     @abstractmethod
     def encode_response(self, ctx: RequestContext, response: ChatResponse) -> Any: ...
@@ -68,7 +71,7 @@ class Surface(ABC):
             body = await read_json(request, self.gateway.settings.server.max_body_bytes)
             headers = header_dict(request)
             ctx = RequestContext(
-                self.decode(body), self.name, headers=headers,
+                self.decode(body, headers), self.name, headers=headers,
                 metadata=metadata_from_headers(headers),
             )  # fmt: skip
             reply = await self.gateway.pipeline.run(ctx)

@@ -14,9 +14,14 @@ from meterline.errors import GatewayError
 from meterline.pipeline import RequestContext
 from meterline.surfaces.base import Surface
 from meterline.surfaces.http import LastPiece, json_response
-from meterline.types import ChatRequest, ChatResponse, ChunkStream, LastBatch
+from meterline.types import ChatRequest, ChatResponse, ChunkStream, LastBatch, RelayBatch
 from meterline.wire.openai_request import decode_request
-from meterline.wire.openai_response import StreamEncoder, encode_error, encode_response
+from meterline.wire.openai_response import (
+    StreamEncoder,
+    encode_error,
+    encode_response,
+    relayed_response,
+)
 from meterline.wire.sse import encode_event
 
 __all__ = ["OpenAISurface"]
@@ -38,10 +43,13 @@ class OpenAISurface(Surface):
             Route("/v1/models", self.models, methods=["GET"]),
         ]
 
-    def decode(self, body: Any) -> ChatRequest:
+    def decode(self, body: Any, headers: dict[str, str]) -> ChatRequest:
         return decode_request(body)
 
     def encode_response(self, ctx: RequestContext, response: ChatResponse) -> Any:
+        relayed = response.relayed
+        if relayed is not None and relayed.wire == "openai":
+            return relayed_response(relayed.body, response, _model_name(ctx))
         return encode_response(response, _model_name(ctx))
 
     def encode_error(self, error: GatewayError) -> Any:
@@ -54,8 +62,12 @@ class OpenAISurface(Surface):
         held = b""  # a last batch's events: sent with [DONE] and the answer's end, in one write
         try:
             async for chunks in reads:
-                frames = b"".join(encode_event(body) for c in chunks for body in encoder.encode(c))
-                if chunks.__class__ is LastBatch:
+                if isinstance(chunks, RelayBatch):  # the upstream's own events (OpenAIProvider)
+                    frames, last = chunks.wire, chunks.last
+                else:
+                    frames = b"".join(encode_event(b) for c in chunks for b in encoder.encode(c))
+                    last = chunks.__class__ is LastBatch
+                if last:
                     held += frames
                 elif frames:
                     yield held + frames

@@ -23,6 +23,7 @@ from meterline.types import (
     ContentPart,
     ImagePart,
     Message,
+    OpaquePart,
     ResponseFormat,
     TextPart,
     ThinkingPart,
@@ -30,6 +31,7 @@ from meterline.types import (
     ToolCallPart,
     ToolChoice,
     ToolResultPart,
+    first_opaque,
 )
 
 __all__ = ["decode_request", "encode_request"]
@@ -87,13 +89,13 @@ def _image(block: dict[str, Any], where: str) -> ImagePart:
     )
 
 
-def _result_content(raw: Any, where: str) -> list[TextPart | ImagePart]:
+def _result_content(raw: Any, where: str) -> list[TextPart | ImagePart | OpaquePart]:
     if raw is None:
         return []
     if isinstance(raw, str):
         return [TextPart(raw)]
     _expect(isinstance(raw, list), f"{where}: must be a string or a list of blocks", where)
-    parts: list[TextPart | ImagePart] = []
+    parts: list[TextPart | ImagePart | OpaquePart] = []
     for i, block in enumerate(raw):
         at = f"{where}[{i}]"
         _expect(isinstance(block, dict), f"{at}: each block must be an object", at)
@@ -102,12 +104,14 @@ def _result_content(raw: Any, where: str) -> list[TextPart | ImagePart]:
             parts.append(TextPart(_string(block, "text", at), block.get("cache_control")))
         elif kind == "image":
             parts.append(_image(block, at))
-        else:
-            raise InvalidRequest(
-                f"{at}.type: a tool result holds text or image blocks (got {kind!r})",
-                param=f"{at}.type",
-            )
+        else:  # document, search_result…: passed on as they are (Anthropic checks them)
+            parts.append(_opaque(block, at))
     return parts
+
+
+def _opaque(block: dict[str, Any], where: str) -> OpaquePart:
+    _expect(isinstance(block.get("type"), str), f"{where}.type: Field required", f"{where}.type")
+    return OpaquePart("anthropic", block)
 
 
 def _tool_result(block: dict[str, Any], where: str) -> Message:
@@ -178,9 +182,9 @@ def _block(block: Any, role: str, where: str) -> ContentPart | Message:
         return _tool_result(block, where)
     if kind in ("thinking", "redacted_thinking"):
         return _thinking(block, where)
-    raise InvalidRequest(
-        f"{where}.type: unsupported content block type {kind!r}", param=f"{where}.type"
-    )
+    # document, search_result, server tool use and results, container uploads, and whatever
+    # the API adds later: passed on as they are to Anthropic upstreams, which check them.
+    return _opaque(block, where)
 
 
 def _message(raw: Any, where: str) -> list[Message]:
@@ -237,11 +241,11 @@ def _tools(raw: Any) -> tuple[Tool, ...]:
     for i, tool in enumerate(raw):
         at = f"tools[{i}]"
         _expect(isinstance(tool, dict), f"{at}: each tool must be an object", at)
-        _expect(
-            tool.get("type") in (None, "custom"),
-            f"{at}.type: only custom tools are supported (got {tool.get('type')!r})",
-            f"{at}.type",
-        )
+        kind = tool.get("type")
+        if kind not in (None, "custom"):  # a server tool (web search, code execution…)
+            _expect(isinstance(kind, str), f"{at}.type: must be a string", f"{at}.type")
+            tools.append(Tool(str(tool.get("name") or kind), raw=tool))
+            continue
         schema = tool.get("input_schema", {})
         _expect(
             isinstance(schema, dict), f"{at}.input_schema: must be an object", f"{at}.input_schema"
@@ -356,6 +360,7 @@ def decode_request(body: Any) -> ChatRequest:
         messages.extend(_message(raw, f"messages[{i}]"))
     tool_choice, parallel = _tool_choice(body.get("tool_choice"))
     metadata = _metadata(body.get("metadata"))
+    tools = _tools(body["tools"]) if body.get("tools") else ()
     return ChatRequest(
         model=str(model),
         messages=tuple(messages),
@@ -365,12 +370,14 @@ def decode_request(body: Any) -> ChatRequest:
         temperature=_number(body, "temperature"),
         top_p=_number(body, "top_p"),
         stop=_stop_sequences(body.get("stop_sequences")),
-        tools=_tools(body["tools"]) if body.get("tools") else (),
+        tools=tools,
         tool_choice=tool_choice,
         parallel_tool_calls=parallel,
         user=metadata.get("user_id"),
         metadata=metadata,
         extra={k: v for k, v in body.items() if k not in _KNOWN},
+        wire="anthropic",
+        opaque=first_opaque(tuple(messages), tools),
     )
 
 
@@ -431,8 +438,10 @@ def _encode_result(part: ToolResultPart) -> dict[str, Any]:
         block["content"] = "".join(p.text for p in content if isinstance(p, TextPart))
     elif content:
         block["content"] = [
-            _encode_text(p) if isinstance(p, TextPart) else _encode_image(p) for p in content
-        ]
+            _encode_text(p) if isinstance(p, TextPart)
+            else _encode_image(p) if isinstance(p, ImagePart) else p.raw
+            for p in content
+        ]  # fmt: skip
     if part.is_error:
         block["is_error"] = True
     if cache is not None:
@@ -463,6 +472,8 @@ def _encode_part(part: ContentPart) -> dict[str, Any] | None:
             "name": part.name,
             "input": _arguments(part.arguments),
         }
+    if isinstance(part, OpaquePart):
+        return part.raw
     return _encode_result(part)
 
 
@@ -521,6 +532,8 @@ def _encode_system(request: ChatRequest) -> str | list[dict[str, Any]] | None:
 
 
 def _encode_tool(tool: Tool, passthrough: bool) -> dict[str, Any]:
+    if tool.raw is not None:
+        return tool.raw
     out: dict[str, Any] = {"name": tool.name}
     if tool.description is not None:
         out["description"] = tool.description

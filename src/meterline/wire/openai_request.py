@@ -14,6 +14,7 @@ from meterline.types import (
     ContentPart,
     ImagePart,
     Message,
+    OpaquePart,
     ResponseFormat,
     TextPart,
     ThinkingPart,
@@ -21,6 +22,7 @@ from meterline.types import (
     ToolCallPart,
     ToolChoice,
     ToolResultPart,
+    first_opaque,
 )
 
 __all__ = ["decode_request", "encode_request"]
@@ -75,7 +77,7 @@ def _image(raw: Any, where: str) -> ImagePart:
     return ImagePart(url=url, detail=detail)
 
 
-def _parts(content: Any, message: str) -> tuple[TextPart | ImagePart, ...]:
+def _parts(content: Any, message: str) -> tuple[TextPart | ImagePart | OpaquePart, ...]:
     """A message's content; ``message``: where the message is (``messages[2]``)."""
     if isinstance(content, str):
         return (TextPart(content),)
@@ -83,7 +85,7 @@ def _parts(content: Any, message: str) -> tuple[TextPart | ImagePart, ...]:
         return ()
     where = f"{message}.content"
     _expect(isinstance(content, list), "'content' must be a string or a list of parts", where)
-    parts: list[TextPart | ImagePart] = []
+    parts: list[TextPart | ImagePart | OpaquePart] = []
     for i, part in enumerate(content):
         at = f"{where}[{i}]"
         _expect(isinstance(part, dict), "each content part must be an object", at)
@@ -93,8 +95,9 @@ def _parts(content: Any, message: str) -> tuple[TextPart | ImagePart, ...]:
             parts.append(TextPart(part["text"], part.get("cache_control")))
         elif kind == "image_url":
             parts.append(_image(part.get("image_url"), f"{at}.image_url"))
-        else:
-            raise InvalidRequest(f"unsupported content part type {kind!r}", param=f"{at}.type")
+        else:  # file, input_audio…: passed on as they are to OpenAI-format upstreams
+            _expect(isinstance(kind, str), "each content part needs a 'type'", f"{at}.type")
+            parts.append(OpaquePart("openai", part))
     return tuple(parts)
 
 
@@ -144,6 +147,12 @@ def _tools(raw: Any) -> tuple[Tool, ...]:
     _expect(isinstance(raw, list), "'tools' must be a list", "tools")
     tools = []
     for i, tool in enumerate(raw):
+        kind = tool.get("type", "function") if isinstance(tool, dict) else None
+        if isinstance(kind, str) and kind != "function":  # a custom tool and the like
+            named = tool.get(kind)
+            name = named.get("name") if isinstance(named, dict) else None
+            tools.append(Tool(str(name or kind), raw=tool))
+            continue
         fn = tool.get("function") if isinstance(tool, dict) else None
         _expect(
             isinstance(fn, dict) and isinstance(fn.get("name"), str),
@@ -219,16 +228,18 @@ def decode_request(body: Any) -> ChatRequest:
     metadata = body.get("metadata") or {}
     _expect(isinstance(metadata, dict), "'metadata' must be an object", "metadata")
     max_tokens = _integer(body, "max_completion_tokens")
+    messages = tuple(_message(m, f"messages[{i}]") for i, m in enumerate(raw_messages))
+    tools = _tools(body["tools"]) if body.get("tools") else ()
     return ChatRequest(
         model=str(model),
-        messages=tuple(_message(m, f"messages[{i}]") for i, m in enumerate(raw_messages)),
+        messages=messages,
         stream=bool(body.get("stream", False)),
         include_usage=bool(isinstance(options, dict) and options.get("include_usage")),
         max_tokens=max_tokens if max_tokens is not None else _integer(body, "max_tokens"),
         temperature=_number(body, "temperature"),
         top_p=_number(body, "top_p"),
         stop=_stop(body.get("stop")),
-        tools=_tools(body["tools"]) if body.get("tools") else (),
+        tools=tools,
         tool_choice=_tool_choice(body.get("tool_choice")),
         parallel_tool_calls=body.get("parallel_tool_calls"),
         response_format=_response_format(body.get("response_format")),
@@ -238,6 +249,8 @@ def decode_request(body: Any) -> ChatRequest:
         user=body.get("user") if isinstance(body.get("user"), str) else None,
         metadata={str(k): str(v) for k, v in metadata.items()},
         extra={k: v for k, v in body.items() if k not in _KNOWN},
+        wire="openai",
+        opaque=first_opaque(messages, tools),
     )
 
 
@@ -245,7 +258,7 @@ def decode_request(body: Any) -> ChatRequest:
 
 
 def _encode_content(parts: tuple[ContentPart, ...]) -> str | list[dict[str, Any]] | None:
-    visible = [p for p in parts if isinstance(p, TextPart | ImagePart)]
+    visible = [p for p in parts if isinstance(p, TextPart | ImagePart | OpaquePart)]
     if not visible:
         return None
     if all(isinstance(p, TextPart) and p.cache_control is None for p in visible):
@@ -254,6 +267,8 @@ def _encode_content(parts: tuple[ContentPart, ...]) -> str | list[dict[str, Any]
     for p in visible:
         if isinstance(p, TextPart):
             out.append({"type": "text", "text": p.text})
+        elif isinstance(p, OpaquePart):
+            out.append(p.raw)
         else:
             image: dict[str, Any] = {"url": p.data_url}
             if p.detail:
@@ -285,6 +300,8 @@ def _encode_message(message: Message) -> dict[str, Any]:
 
 
 def _encode_tool(tool: Tool) -> dict[str, Any]:
+    if tool.raw is not None:
+        return tool.raw
     fn: dict[str, Any] = {"name": tool.name, "parameters": tool.parameters or {"type": "object"}}
     if tool.description is not None:
         fn["description"] = tool.description

@@ -23,6 +23,7 @@ from meterline.types import (
     ContentPart,
     FinishReason,
     Message,
+    Relayed,
     TextPart,
     ThinkingPart,
     ToolCallDelta,
@@ -40,6 +41,7 @@ __all__ = [
     "encode_error",
     "encode_response",
     "encode_usage",
+    "relayed_response",
 ]
 
 _FINISH: dict[str, FinishReason] = {
@@ -119,7 +121,21 @@ def encode_response(response: ChatResponse, model: str | None = None) -> dict[st
     }
 
 
-def decode_response(body: Any) -> ChatResponse:
+def relayed_response(body: dict[str, Any], response: ChatResponse, model: str) -> dict[str, Any]:
+    """An upstream's ``chat.completion`` as the client gets it: as it came, with ``model`` the
+    name the client routed to, and the id and usage of ``response`` where the upstream gave
+    none."""
+    out = {**body, "model": model}
+    if not out.get("id"):
+        out["id"] = response.id
+    if out.get("usage") is None:
+        out["usage"] = encode_usage(response.usage)
+    return out
+
+
+def decode_response(body: Any, relayed: Relayed | None = None) -> ChatResponse:
+    """The :class:`ChatResponse` of an upstream ``chat.completion``; ``relayed``: the same
+    answer kept whole for a client of the same format."""
     if not isinstance(body, dict) or not body.get("choices"):
         raise UpstreamUnavailable("the upstream answered without choices")
     choice = body["choices"][0]
@@ -140,6 +156,7 @@ def decode_response(body: Any) -> ChatResponse:
         usage=decode_usage(body.get("usage")),
         created=int(body.get("created") or 0),
         system_fingerprint=body.get("system_fingerprint"),
+        relayed=relayed,
     )
 
 
