@@ -21,6 +21,7 @@ from meterline.gateway import Gateway
 from meterline.settings import Settings
 from meterline.surfaces import AnthropicSurface, OpenAISurface
 from meterline.surfaces.fastpath import ChatFastPath, Handler
+from meterline.surfaces.models import ModelsEndpoint
 
 __all__ = ["app_from_env", "create_app", "tune_gc"]
 
@@ -66,6 +67,7 @@ def create_app(
     routes = [
         *openai.routes(),
         *anthropic.routes(),
+        *ModelsEndpoint(gateway).routes(),
         *AdminAPI(gateway).routes(),
         *KeysAPI(gateway).routes(),
         *BudgetAPI(gateway).routes(),

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from meterline.accounting.alerts import AlertSink
 from meterline.accounting.counters import Counters, open_counters
 from meterline.accounting.ledger import Ledger
-from meterline.auth import KeyRing
+from meterline.auth import ApiKey, KeyRing
 from meterline.cache import CacheBackend, CacheStage, open_cache
 from meterline.catalog import Catalog
 from meterline.pipeline import Pipeline, Stage
@@ -86,6 +86,7 @@ class Gateway:
         self.feedback: FeedbackService | None = None
         self.experiments: Experiments | None = None
         self.llm_classifier: LLMClassifier | None = None
+        self.auth: AuthStage | None = None
 
     @property
     def database_url(self) -> str:
@@ -132,11 +133,12 @@ class Gateway:
         )
         self.cache = CacheStage(self._cache_backend, c)
         semantic = await self._start_semantic_cache()
+        self.auth = AuthStage(self._keys, self.settings.master_key)
         self._pipeline = Pipeline(
             [
                 RequestLog(self._writer),
                 self.llm_classifier,
-                AuthStage(self._keys, self.settings.master_key),
+                self.auth,
                 self._limits,
                 CommandStage(self.feedback),
                 ClassifyStage(),
@@ -246,10 +248,11 @@ class Gateway:
         assert self.route_stage is not None, "the gateway has not been started"
         return explain_route(self.route_stage, self.router, request)
 
-    async def model_ids(self) -> list[tuple[str, str]]:
+    async def model_ids(self, key: ApiKey | None = None) -> list[tuple[str, str]]:
         """``(id, owner)`` for every model of every enabled provider (a name served by more
         than one provider is listed as ``provider:name`` for each), then ``auto`` and the
-        configured aliases, which clients such as Cursor can pick like any model."""
+        configured aliases, which clients such as Cursor can pick like any model; only those
+        ``key`` may use, for a virtual key limited to some models."""
         served: list[tuple[str, str]] = []
         for provider in self.providers:
             served.extend((name, provider.name) for name in await provider.list_models())
@@ -260,4 +263,5 @@ class Gateway:
             (name if counts[name] == 1 else f"{owner}:{name}", owner) for name, owner in served
         ]
         routed = [("auto", "meterline")] + [(alias, "meterline") for alias in self.settings.aliases]
-        return listed + routed
+        every = listed + routed
+        return every if key is None else [(m, owner) for m, owner in every if key.allows(m)]

@@ -12,7 +12,7 @@ import datetime as dt
 import hmac
 from collections.abc import Mapping
 
-from meterline.auth import KeyRing
+from meterline.auth import ApiKey, KeyRing
 from meterline.errors import AuthError, PermissionDenied
 from meterline.pipeline.context import RequestContext
 from meterline.types import Principal
@@ -38,27 +38,36 @@ class AuthStage:
     def required(self) -> bool:
         return self.master_key is not None or self.ring.any_keys
 
-    async def __call__(self, ctx: RequestContext) -> None:
+    async def caller(self, headers: Mapping[str, str]) -> tuple[Principal, ApiKey | None]:
+        """Who presents the key in ``headers`` (anonymous while no key is required), and their
+        virtual key (``None`` for the master key); :class:`AuthError` if none is valid."""
         if not self.required:
-            return None
-        token = presented_key(ctx.headers)
+            return Principal(), None
+        token = presented_key(headers)
         if token is None:
             raise AuthError("missing API key: send it as 'Authorization: Bearer <key>'")
         if self.master_key is not None and hmac.compare_digest(token, self.master_key):
-            ctx.principal = MASTER_PRINCIPAL
-            return None
+            return MASTER_PRINCIPAL, None
         key = await self.ring.lookup(token)
         if key is None:
             raise AuthError("invalid API key")
         problem = key.problem(dt.datetime.now(dt.UTC))
         if problem is not None:
             raise AuthError(problem)
+        return key.principal, key
+
+    async def __call__(self, ctx: RequestContext) -> None:
+        if not self.required:
+            return None
+        principal, key = await self.caller(ctx.headers)
+        ctx.principal = principal
+        if key is None:
+            return None
         if not key.allows(ctx.request.model):
             raise PermissionDenied(
                 f"this API key may not use the model '{ctx.request.model}'",
                 param="model",
                 code="model_not_allowed",
             )
-        ctx.principal = key.principal
         ctx.key = key
         return None

@@ -6,14 +6,12 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
-from starlette.requests import Request
-from starlette.responses import Response
 from starlette.routing import Route
 
 from meterline.errors import GatewayError
 from meterline.pipeline import RequestContext
 from meterline.surfaces.base import Surface
-from meterline.surfaces.http import LastPiece, json_response
+from meterline.surfaces.http import LastPiece
 from meterline.types import ChatRequest, ChatResponse, ChunkStream, LastBatch, RelayBatch
 from meterline.wire.openai_request import decode_request
 from meterline.wire.openai_response import (
@@ -40,7 +38,6 @@ class OpenAISurface(Surface):
         return [
             Route("/v1/chat/completions", self.handle, methods=["POST"]),
             Route("/chat/completions", self.handle, methods=["POST"]),
-            Route("/v1/models", self.models, methods=["GET"]),
         ]
 
     def decode(self, body: Any, headers: dict[str, str]) -> ChatRequest:
@@ -78,10 +75,3 @@ class OpenAISurface(Surface):
             yield LastPiece(held + encode_event(orjson.dumps(encode_error(exc))))
         finally:
             await reads.aclose()  # type: ignore[attr-defined]
-
-    async def models(self, request: Request) -> Response:
-        data = [
-            {"id": model_id, "object": "model", "created": 0, "owned_by": owner}
-            for model_id, owner in await self.gateway.model_ids()
-        ]
-        return json_response({"object": "list", "data": data})
