@@ -273,3 +273,18 @@ def test_the_budget_hold_counts_opaque_content() -> None:
     assert prompt_token_bound(both) - prompt_token_bound(plain) > 50_000 + len(
         json.dumps(WEB_SEARCH)
     )
+
+
+def test_count_tokens_asks_the_anthropic_upstream(fleet: Fleet, an: anthropic.Anthropic) -> None:
+    """For a model an Anthropic provider serves, the count is Anthropic's own (documents and
+    tools included: the body goes on as sent); for another, the local tokenizer's estimate."""
+    messages = _ask("How many tokens is this?")
+    counted = an.messages.count_tokens(model=CLAUDE, messages=messages, tools=[WEB_SEARCH])  # type: ignore[arg-type, list-item]
+    direct = httpx.post(
+        f"{fleet.anthropic_sim.base_url}/v1/messages/count_tokens",
+        headers={"x-api-key": "k-anthropic", "anthropic-version": "2023-06-01"},
+        json={"model": "claude-haiku-4-5", "messages": messages, "tools": [WEB_SEARCH]},
+    ).json()
+    assert counted.input_tokens == direct["input_tokens"]
+    local = an.messages.count_tokens(model=GPT, messages=messages)  # type: ignore[arg-type]
+    assert 0 < local.input_tokens < counted.input_tokens  # the document is not counted locally

@@ -138,6 +138,9 @@ class AnthropicProvider:
     def _headers(self, request: ChatRequest) -> dict[str, str]:
         """The configured headers, with the client's ``anthropic-beta`` features added."""
         beta = request.wire_headers.get("anthropic-beta") if request.wire == self.wire else None
+        return self._with_beta(beta)
+
+    def _with_beta(self, beta: str | None) -> dict[str, str]:
         if not beta:
             return self.headers
         configured = self.headers.get("anthropic-beta")
@@ -147,6 +150,13 @@ class AnthropicProvider:
         payload = orjson.dumps(self.body(request))
         url = f"{self.base_url}/v1/messages"
         return UpstreamCall("POST", url, self._headers(request), payload)
+
+    async def count_tokens(self, body: dict[str, Any], beta: str | None) -> Any:
+        """Anthropic's own count for a ``/v1/messages/count_tokens`` body an Anthropic client
+        sent (documents, tools and images included), as the upstream answers it."""
+        call = UpstreamCall("POST", f"{self.base_url}/v1/messages/count_tokens",
+                            self._with_beta(beta), orjson.dumps(body))  # fmt: skip
+        return self.http.json(await self.http.send(call))
 
     async def complete(self, request: ChatRequest) -> ChatResponse:
         body = self.http.json(await self.http.send(self._call(request)))
