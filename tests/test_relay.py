@@ -15,8 +15,14 @@ import httpx
 import openai
 import pytest
 
-from meterline.settings import CacheSettings, LogSettings, ProviderSettings, Settings
-from meterline.sim import AnthropicSim, OpenAISim, SimSettings
+from meterline.settings import (
+    CacheSettings,
+    LogSettings,
+    ProviderSettings,
+    RetrySettings,
+    Settings,
+)
+from meterline.sim import AnthropicSim, Fault, OpenAISim, SimSettings
 from meterline.sim.anthropic import ANTHROPIC_MODELS
 from tests.fakes.harness import BackgroundLoop, LiveGateway, start_gateway
 
@@ -56,7 +62,8 @@ def fleet(bg: BackgroundLoop, tmp_path_factory: pytest.TempPathFactory) -> Itera
     )  # fmt: skip
     db = tmp_path_factory.mktemp("relay") / "gw.db"
     settings = Settings(cache=CacheSettings(enabled=True), database_url=f"sqlite:///{db}",
-                        providers=providers, log=LogSettings(flush_interval=0.05))  # fmt: skip
+                        providers=providers, log=LogSettings(flush_interval=0.05),
+                        retry=RetrySettings(max_attempts=1))  # fmt: skip
     live = start_gateway(bg, settings)
     yield Fleet(live, openai_sim, anthropic_sim)
     live.stop()
@@ -243,6 +250,26 @@ def test_auto_routing_keeps_opaque_content_in_its_format(
         model="auto", max_tokens=100,
         messages=[{"role": "user", "content": "Which port does HTTPS use? (auto, plain)"}],
     )  # fmt: skip
+    assert plain.headers["x-meterline-provider"] == "openai"
+
+
+def test_a_fallback_stays_in_the_format_of_opaque_content(
+    fleet: Fleet, an: anthropic.Anthropic
+) -> None:
+    fleet.anthropic_sim.fail_next(Fault("http", 500))
+    raw = an.messages.with_raw_response.create(
+        model=CLAUDE, max_tokens=100, messages=_ask("Which port does HTTPS use? (fallback)")
+    )
+    assert raw.headers["x-meterline-attempts"] == "2"
+    assert raw.headers["x-meterline-provider"] == "anthropic"  # one tier up, same format
+    assert raw.headers["x-meterline-model"] != "claude-haiku-4-5"
+    # The same failure without the document falls back to the same tier elsewhere.
+    fleet.anthropic_sim.fail_next(Fault("http", 500))
+    plain = an.messages.with_raw_response.create(
+        model=CLAUDE, max_tokens=100,
+        messages=[{"role": "user", "content": "Which port does HTTPS use? (fallback, plain)"}],
+    )  # fmt: skip
+    assert plain.headers["x-meterline-attempts"] == "2"
     assert plain.headers["x-meterline-provider"] == "openai"
 
 
