@@ -214,6 +214,49 @@ def test_file_parts_reach_openai_as_sent(fleet: Fleet, oa: openai.OpenAI) -> Non
     assert fleet.openai_sim.received[-1]["messages"][0]["content"][0] == PDF
 
 
+def test_several_choices_come_from_an_openai_upstream(fleet: Fleet, oa: openai.OpenAI) -> None:
+    raw = oa.chat.completions.with_raw_response.create(
+        model=GPT, n=3, messages=[{"role": "user", "content": "Say hi (three ways)"}]
+    )
+    completion = raw.parse()
+    assert [c.index for c in completion.choices] == [0, 1, 2]
+    assert all(
+        c.message.content == completion.choices[0].message.content for c in completion.choices
+    )
+    assert completion.usage is not None
+    assert raw.headers["x-meterline-cache"] == "skip"
+    row = fleet.live.rows()[-1]
+    assert row["output_tokens"] == completion.usage.completion_tokens  # all three, billed
+    chunks = list(oa.chat.completions.create(
+        model=GPT, n=2, stream=True, messages=[{"role": "user", "content": "Say hi (two, streamed)"}]
+    ))  # fmt: skip
+    texts = {0: "", 1: ""}
+    for c in chunks:
+        for choice in c.choices:
+            texts[choice.index] += choice.delta.content or ""
+    assert texts[0] and texts[0] == texts[1]
+    with pytest.raises(openai.BadRequestError) as refused:
+        oa.chat.completions.create(model=CLAUDE, n=2, messages=[{"role": "user", "content": "Hi"}])
+    assert refused.value.code == "untranslatable_content" and "n=2" in refused.value.message
+
+
+def test_the_budget_hold_covers_every_choice() -> None:
+    from meterline.accounting.estimate import worst_case_cost
+    from meterline.catalog import Catalog
+    from meterline.wire.openai_request import decode_request
+
+    model = Catalog.builtin().get("openai", "gpt-4o-mini")
+    assert model is not None
+    ask = {
+        "model": "gpt-4o-mini",
+        "max_tokens": 1000,
+        "messages": [{"role": "user", "content": "Hi"}],
+    }
+    one, four = (worst_case_cost(decode_request({**ask, "n": n}), model) for n in (1, 4))
+    output = 1000 * model.price.output
+    assert four - one == 3 * output
+
+
 # Across formats.
 
 

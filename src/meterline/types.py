@@ -188,8 +188,9 @@ class ChatRequest:
     request the gateway made itself). An upstream of that same format gets everything the
     client sent that the internal types do not model — ``extra``, :class:`OpaquePart` content,
     ``raw`` tools, ``wire_headers`` — and its answer goes back to the client as it came
-    (:class:`Relayed`, :class:`RelayBatch`). ``opaque`` says where the request's first opaque
-    content or tool sits, if any: such a request cannot be translated for another format.
+    (:class:`Relayed`, :class:`RelayBatch`). ``opaque`` names the request's first opaque
+    content or tool, or OpenAI's ``n`` > 1, if any: such a request cannot be translated for
+    another format.
     """
 
     model: str

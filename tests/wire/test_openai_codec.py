@@ -94,7 +94,7 @@ def test_developer_role_is_a_system_message_and_max_completion_tokens_wins() -> 
     ("body", "param"),
     [
         ({"model": "m", "messages": []}, "messages"),
-        ({"model": "m", "messages": [{"role": "user", "content": "x"}], "n": 2}, "n"),
+        ({"model": "m", "messages": [{"role": "user", "content": "x"}], "n": 0}, "n"),
         ({"model": "m", "messages": [{"role": "tool", "content": "x"}]}, "messages[0].tool_call_id"),
         ({"model": "m", "messages": [{"role": "user", "content": "x"}], "stop": [1]}, "stop"),
         ({"model": "m", "messages": [{"role": "user", "content": "x"}], "max_tokens": -1},

@@ -62,6 +62,9 @@ def worst_case_cost(request: ChatRequest, model: ModelInfo) -> PicoUSD:
         return 0
     prompt = min(prompt_token_bound(request), model.context_window)
     output = request.max_tokens if request.max_tokens is not None else model.max_output
+    choices = request.extra.get("n")
+    if isinstance(choices, int) and choices > 1:  # each choice may use max_tokens
+        output *= choices
     input_rate = max(price.input, price.cache_write or 0, price.cache_read or 0)
     output_rate = max(price.output, price.reasoning or 0)
     return prompt * input_rate + output * output_rate

@@ -50,6 +50,7 @@ _UNKEPT = ("logprobs", "top_logprobs", "audio", "modalities", "web_search_option
 
 
 def _unkept(request: ChatRequest) -> bool:
+    """Opaque content (which includes ``n`` > 1), or a field in ``_UNKEPT`` asked for."""
     return request.opaque is not None or any(request.extra.get(f) for f in _UNKEPT)
 
 

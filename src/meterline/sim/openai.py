@@ -55,6 +55,11 @@ _HTTP_FAULTS: dict[int, tuple[str, str, str | None]] = {
 }
 
 
+def _choices(body: dict[str, Any]) -> int:
+    n = body.get("n")
+    return n if isinstance(n, int) and n > 1 else 1
+
+
 def _logprobs(body: dict[str, Any], pieces: list[str]) -> dict[str, Any] | None:
     """The ``logprobs`` of a choice (or of a chunk) carrying ``pieces``, for a request with
     ``logprobs: true`` (``top_logprobs`` alternatives each); made-up but well-formed values."""
@@ -166,11 +171,12 @@ class OpenAISim(SimServer[Fault]):
         self._prefixes.add(key)
         return (prompt_tokens // 128) * 128 - 128 if seen else 0
 
-    def _usage(self, reply: Reply) -> dict[str, Any]:
+    def _usage(self, reply: Reply, choices: int = 1) -> dict[str, Any]:
+        completion = reply.completion_tokens * choices  # n choices, each the same length
         return {
             "prompt_tokens": reply.prompt_tokens,
-            "completion_tokens": reply.completion_tokens,
-            "total_tokens": reply.prompt_tokens + reply.completion_tokens,
+            "completion_tokens": completion,
+            "total_tokens": reply.prompt_tokens + completion,
             "prompt_tokens_details": {"cached_tokens": reply.cached_tokens, "audio_tokens": 0},
             "completion_tokens_details": {
                 "reasoning_tokens": reply.reasoning_tokens,
@@ -200,13 +206,14 @@ class OpenAISim(SimServer[Fault]):
             "model": self._model(body),
             "choices": [
                 {
-                    "index": 0,
+                    "index": index,
                     "message": message,
                     "logprobs": _logprobs(body, reply.pieces if reply.text else []),
                     "finish_reason": reply.finish_reason,
                 }
+                for index in range(_choices(body))
             ],  # fmt: skip
-            "usage": self._usage(reply),
+            "usage": self._usage(reply, _choices(body)),
             "service_tier": "default",
             "system_fingerprint": "fp_sim",
         }
@@ -224,6 +231,9 @@ class OpenAISim(SimServer[Fault]):
                 out["usage"] = None
             return out
 
+        def as_choice(out: dict[str, Any], index: int) -> dict[str, Any]:
+            return {**out, "choices": [{**c, "index": index} for c in out["choices"]]}
+
         chunks = [chunk({"role": "assistant", "content": "", "refusal": None})]
         chunks += [chunk({"content": piece}, None, _logprobs(body, [piece]))
                    for piece in reply.pieces]  # fmt: skip
@@ -234,8 +244,10 @@ class OpenAISim(SimServer[Fault]):
                 chunks.append(chunk({"tool_calls": [{"index": index,
                                      "function": {"arguments": piece}}]}))  # fmt: skip
         chunks.append(chunk({}, reply.finish_reason))
+        # With n > 1 every choice streams the same answer, the choices' chunks interleaved.
+        chunks = [as_choice(c, i) for c in chunks for i in range(_choices(body))]
         if with_usage:
-            chunks.append({**head, "choices": [], "usage": self._usage(reply)})
+            chunks.append({**head, "choices": [], "usage": self._usage(reply, _choices(body))})
         return chunks
 
     async def _stream(

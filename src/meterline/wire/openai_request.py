@@ -30,7 +30,7 @@ __all__ = ["decode_request", "encode_request"]
 _KNOWN = {
     "model", "messages", "stream", "stream_options", "max_tokens", "max_completion_tokens",
     "temperature", "top_p", "stop", "tools", "tool_choice", "parallel_tool_calls",
-    "response_format", "seed", "presence_penalty", "frequency_penalty", "user", "metadata", "n",
+    "response_format", "seed", "presence_penalty", "frequency_penalty", "user", "metadata",
 }  # fmt: skip
 _ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant",
           "tool": "tool"}  # fmt: skip
@@ -223,13 +223,17 @@ def decode_request(body: Any) -> ChatRequest:
         "'messages' must be a non-empty list",
         "messages",
     )
-    _expect(body.get("n") in (None, 1), "only n=1 is supported", "n")
+    choices = _integer(body, "n")
+    _expect(choices is None or 1 <= choices <= 128, "'n' must be between 1 and 128", "n")
     options = body.get("stream_options") or {}
     metadata = body.get("metadata") or {}
     _expect(isinstance(metadata, dict), "'metadata' must be an object", "metadata")
     max_tokens = _integer(body, "max_completion_tokens")
     messages = tuple(_message(m, f"messages[{i}]") for i, m in enumerate(raw_messages))
     tools = _tools(body["tools"]) if body.get("tools") else ()
+    opaque = first_opaque(messages, tools)
+    if opaque is None and choices is not None and choices > 1:
+        opaque = f"n={choices} (several choices)"  # only an OpenAI-format upstream gives them
     return ChatRequest(
         model=str(model),
         messages=messages,
@@ -250,7 +254,7 @@ def decode_request(body: Any) -> ChatRequest:
         metadata={str(k): str(v) for k, v in metadata.items()},
         extra={k: v for k, v in body.items() if k not in _KNOWN},
         wire="openai",
-        opaque=first_opaque(messages, tools),
+        opaque=opaque,
     )
 
 
