@@ -10,7 +10,7 @@ import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from sqlalchemy.engine import make_url
@@ -22,6 +22,7 @@ from meterline.accounting.ledger import Ledger
 from meterline.auth import ApiKey, KeyRing
 from meterline.cache import CacheBackend, CacheStage, open_cache
 from meterline.catalog import Catalog
+from meterline.errors import ModelNotFound
 from meterline.pipeline import Pipeline, Stage
 from meterline.pipeline.auth import AuthStage
 from meterline.pipeline.budget import BudgetStage
@@ -31,8 +32,9 @@ from meterline.pipeline.compress import CompressStage
 from meterline.pipeline.dispatch import Dispatch
 from meterline.pipeline.limits import RateLimitStage
 from meterline.pipeline.log import RequestLog
-from meterline.pipeline.route import Resolver, RouteStage
+from meterline.pipeline.route import Resolver, RouteStage, auto_tier
 from meterline.providers import ProviderDeps, ProviderRegistry, register_models
+from meterline.providers.anthropic import AnthropicProvider
 from meterline.providers.proxy import Proxies, ProxySettingError
 from meterline.providers.upstream import UpstreamPool
 from meterline.routing.experiments import Experiments
@@ -247,6 +249,24 @@ class Gateway:
         """How ``request`` would be classified and routed, without calling a model."""
         assert self.route_stage is not None, "the gateway has not been started"
         return explain_route(self.route_stage, self.router, request)
+
+    async def upstream_token_count(
+        self, model: str, body: dict[str, Any], beta: str | None
+    ) -> Any | None:
+        """Anthropic's own ``count_tokens`` answer for a body an Anthropic client sent, when
+        ``model`` names a model an Anthropic provider serves; ``None`` otherwise (``auto``, an
+        alias of it, another provider's model, an unknown one)."""
+        stage = self.route_stage
+        if stage is None or auto_tier(stage.resolver.aliases.get(model, model))[0]:
+            return None  # routed per request: no one upstream to ask
+        try:
+            route = stage.resolver.resolve(model)
+        except ModelNotFound:
+            return None
+        provider = self.providers.get(route.provider)
+        if not isinstance(provider, AnthropicProvider):
+            return None
+        return await provider.count_tokens({**body, "model": route.model.name}, beta)
 
     async def model_ids(self, key: ApiKey | None = None) -> list[tuple[str, str]]:
         """``(id, owner)`` for every model of every enabled provider (a name served by more

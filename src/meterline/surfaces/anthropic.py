@@ -13,10 +13,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from meterline.errors import GatewayError, ModelNotFound
+from meterline.errors import GatewayError
 from meterline.pipeline import RequestContext
-from meterline.pipeline.route import auto_tier
-from meterline.providers.anthropic import AnthropicProvider
 from meterline.surfaces.base import Surface
 from meterline.surfaces.http import LastPiece, header_dict, json_response, read_json
 from meterline.tokens import count_messages
@@ -115,24 +113,10 @@ class AnthropicSurface(Surface):
             if isinstance(body, dict):
                 checked = {**body, "max_tokens": body.get("max_tokens", _COUNT_ONLY_MAX_TOKENS)}
             chat = decode_request(checked)
-            counted = await self._upstream_count(chat, body, headers.get("anthropic-beta"))
+            beta = headers.get("anthropic-beta")
+            counted = await self.gateway.upstream_token_count(chat.model, body, beta)
         except GatewayError as exc:
             return self.error_response(exc)
         if counted is not None:
             return json_response(counted)
         return json_response({"input_tokens": count_messages(chat, chat.model)})
-
-    async def _upstream_count(
-        self, chat: ChatRequest, body: dict[str, Any], beta: str | None
-    ) -> Any | None:
-        stage = self.gateway.route_stage
-        if stage is None or auto_tier(stage.resolver.aliases.get(chat.model, chat.model))[0]:
-            return None  # routed per request: no one upstream to ask
-        try:
-            route = stage.resolver.resolve(chat.model)
-        except ModelNotFound:
-            return None
-        provider = self.gateway.providers.get(route.provider)
-        if not isinstance(provider, AnthropicProvider):
-            return None
-        return await provider.count_tokens({**body, "model": route.model.name}, beta)
