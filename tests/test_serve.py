@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.fakes.harness import free_port
 
@@ -61,10 +62,28 @@ def _counter_files() -> set[Path]:
     )
 
 
+def _metrics_dirs() -> set[Path]:
+    return set(Path("/dev/shm").glob("meterline-metrics-*")) | set(
+        Path(tempfile.gettempdir()).glob("meterline-metrics-*")
+    )
+
+
+def _requests_counted(url: str) -> float:
+    """The sum of ``meterline_requests_total`` in one scrape (one worker answers it)."""
+    text = httpx.get(f"{url}/metrics", headers={"authorization": "Bearer mk-t"}).text
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "meterline_requests_total"
+    )
+
+
 def test_several_workers_without_redis_share_a_counters_file(tmp_path: Path) -> None:
     """Without Redis the workers share a counters file the parent makes (and removes at the
-    end): a key's rate limit holds across them."""
-    port, before = free_port(), _counter_files()
+    end): a key's rate limit holds across them. Their metrics add up in every scrape, whichever
+    worker answers it."""
+    port, before, metrics_before = free_port(), _counter_files(), _metrics_dirs()
     proc = _serve(tmp_path, "--workers", "2", "--port", str(port), METERLINE_MASTER_KEY="mk-t")
     try:
         assert _wait_healthy(proc, port).status_code == 200
@@ -80,10 +99,16 @@ def test_several_workers_without_redis_share_a_counters_file(tmp_path: Path) -> 
             for _ in range(12)
         ]  # fmt: skip
         assert statuses.count(429) == 9, statuses  # three admitted (with no provider: errors)
+        assert len(_metrics_dirs() - metrics_before) == 1
+        deadline = time.monotonic() + 10  # other workers' counts are up to a second old
+        while (scrapes := [_requests_counted(url) for _ in range(6)]) != [12.0] * 6:
+            assert time.monotonic() < deadline, scrapes
+            time.sleep(0.3)
     finally:
         proc.terminate()
         proc.communicate(timeout=30)
     assert not made & _counter_files()
+    assert not _metrics_dirs() - metrics_before
 
 
 async def test_a_serving_app_tunes_the_collector_once_started(tmp_path: Path) -> None:

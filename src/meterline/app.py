@@ -15,6 +15,7 @@ from meterline.admin import (
     ExperimentsAPI,
     FeedbackAPI,
     KeysAPI,
+    MetricsAPI,
     RoutingAPI,
 )
 from meterline.gateway import Gateway
@@ -73,6 +74,7 @@ def create_app(
         *BudgetAPI(gateway).routes(),
         *RoutingAPI(gateway).routes(),
         *FeedbackAPI(gateway).routes(),
+        *MetricsAPI(gateway).routes(),
         *ExperimentsAPI(gateway).routes(),
     ]
     app = _App(routes=routes, lifespan=lifespan)

@@ -75,6 +75,7 @@ def _serve_workers(args: argparse.Namespace, settings: Settings, host: str, port
     memory would let every worker spend the whole budget and rate limit on its own: Redis
     when configured, else a counters file (made here, in ``/dev/shm`` where it can, and
     removed at the end, unless ``accounting.counters_file`` names one)."""
+    import shutil
     import tempfile
 
     import uvicorn
@@ -84,8 +85,12 @@ def _serve_workers(args: argparse.Namespace, settings: Settings, host: str, port
 
     acc = settings.accounting
     made = None
+    # Each worker writes its metrics here for the one a scrape reaches (metrics/workers.py).
+    shm = Path("/dev/shm")
+    metrics_dir = tempfile.mkdtemp(prefix="meterline-metrics-",
+                                   dir=shm if os.access(shm, os.W_OK) else None)  # fmt: skip
+    os.environ["METERLINE_METRICS_DIR"] = metrics_dir
     if not acc.redis_url and not acc.counters_file:
-        shm = Path("/dev/shm")
         fd, made = tempfile.mkstemp(prefix="meterline-counters-",
                                     dir=shm if os.access(shm, os.W_OK) else None)  # fmt: skip
         os.close(fd)
@@ -115,6 +120,7 @@ def _serve_workers(args: argparse.Namespace, settings: Settings, host: str, port
     finally:
         if made is not None:
             os.unlink(made)
+        shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
 
 

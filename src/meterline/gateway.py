@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +23,7 @@ from meterline.auth import ApiKey, KeyRing
 from meterline.cache import CacheBackend, CacheStage, open_cache
 from meterline.catalog import Catalog
 from meterline.errors import ModelNotFound
+from meterline.metrics import Metrics, Snapshot, WorkerSnapshots
 from meterline.pipeline import Pipeline, Stage
 from meterline.pipeline.auth import AuthStage
 from meterline.pipeline.budget import BudgetStage
@@ -89,6 +90,8 @@ class Gateway:
         self.experiments: Experiments | None = None
         self.llm_classifier: LLMClassifier | None = None
         self.auth: AuthStage | None = None
+        self.metrics = Metrics()
+        self._snapshots: WorkerSnapshots | None = None
 
     @property
     def database_url(self) -> str:
@@ -104,8 +107,16 @@ class Gateway:
 
     async def start(self) -> None:
         self._engine = await open_engine(self.database_url)
-        self._writer = LogWriter(self._engine, self.settings.log, self._spill_dir())
-        self._writer.start()
+        self._writer = writer = LogWriter(self._engine, self.settings.log, self._spill_dir())
+        self.metrics = Metrics(lambda: {"log_rows_written": writer.written,
+                                        "log_rows_spilled": writer.spilled,
+                                        "log_queue_rows": writer.backlog})  # fmt: skip
+        writer.observers.append(self.metrics.observe)
+        writer.start()
+        shared = self.env.get("METERLINE_METRICS_DIR")  # set by serve --workers N
+        if shared:
+            self._snapshots = WorkerSnapshots(self.metrics, Path(shared))
+            self._snapshots.start()
         self._session = aiohttp.ClientSession()
         self._pool = UpstreamPool(proxies=self.proxies)
         deps = ProviderDeps(
@@ -191,24 +202,23 @@ class Gateway:
             await self._ledger.drain()
         if self.llm_classifier is not None:
             await self.llm_classifier.drain()
-        if self._keys is not None:
-            await self._keys.aclose()
-        if self._writer is not None:
-            await self._writer.close()
-        if self._providers is not None:
-            await self._providers.aclose()
-        if self._pool is not None:
-            await self._pool.close()
-        if self._session is not None:
-            await self._session.close()
-        if self._counters is not None:
-            await self._counters.aclose()
-        if self._embedder is not None:
-            await self._embedder.aclose()
-        if self._cache_backend is not None:
-            await self._cache_backend.aclose()
-        if self._engine is not None:
-            await self._engine.dispose()
+        # In this order: the last log rows, then the metrics that counted them, then the
+        # connections everything above used.
+        closes: list[Callable[[], Awaitable[None]] | None] = [
+            None if self._keys is None else self._keys.aclose,
+            None if self._writer is None else self._writer.close,
+            None if self._snapshots is None else self._snapshots.close,
+            None if self._providers is None else self._providers.aclose,
+            None if self._pool is None else self._pool.close,
+            None if self._session is None else self._session.close,
+            None if self._counters is None else self._counters.aclose,
+            None if self._embedder is None else self._embedder.aclose,
+            None if self._cache_backend is None else self._cache_backend.aclose,
+            None if self._engine is None else self._engine.dispose,
+        ]
+        for close in closes:
+            if close is not None:
+                await close()
 
     @property
     def engine(self) -> AsyncEngine:
@@ -249,6 +259,12 @@ class Gateway:
         """How ``request`` would be classified and routed, without calling a model."""
         assert self.route_stage is not None, "the gateway has not been started"
         return explain_route(self.route_stage, self.router, request)
+
+    async def metrics_snapshot(self) -> Snapshot:
+        """This process's counts, with the other workers' when there are several."""
+        if self._snapshots is not None:
+            return await self._snapshots.combined()
+        return self.metrics.snapshot()
 
     async def upstream_token_count(
         self, model: str, body: dict[str, Any], beta: str | None

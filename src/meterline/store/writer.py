@@ -16,6 +16,7 @@ import datetime as dt
 import itertools
 import logging
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -71,6 +72,7 @@ class LogWriter:
         self._sqlite = _own_sqlite(engine)
         self.written = 0
         self.spilled = 0
+        self.observers: list[Callable[[dict[str, Any]], None]] = []  # see every submitted row
 
     def start(self) -> None:
         self.spill_path.parent.mkdir(parents=True, exist_ok=True)
@@ -78,6 +80,8 @@ class LogWriter:
 
     def submit(self, row: dict[str, Any]) -> None:
         """Queue ``row`` for writing; spill it to disk if the queue is full. Never blocks."""
+        for observe in self.observers:
+            observe(row)
         rows = self._rows
         if len(rows) >= self.settings.queue_size:
             self._spill_row(row)
