@@ -31,6 +31,7 @@ from meterline.pipeline.classify import ClassifyStage
 from meterline.pipeline.commands import CommandStage
 from meterline.pipeline.compress import CompressStage
 from meterline.pipeline.dispatch import Dispatch
+from meterline.pipeline.guard import GuardStage
 from meterline.pipeline.limits import RateLimitStage
 from meterline.pipeline.log import RequestLog
 from meterline.pipeline.route import Resolver, RouteStage, auto_tier
@@ -154,6 +155,7 @@ class Gateway:
                 self.auth,
                 self._limits,
                 CommandStage(self.feedback),
+                GuardStage(self.settings.guard),
                 ClassifyStage(),
                 self.route_stage,
                 self.cache,

@@ -7,7 +7,7 @@ import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from meterline.auth import ApiKey
 from meterline.catalog import ModelInfo, PicoUSD, cost
@@ -77,6 +77,7 @@ class RequestContext:
     tokens_before: int | None = None
     tokens_after: int | None = None
     compression: dict[str, int] | None = None
+    guard: dict[str, Any] | None = None  # what the guard stage found (pipeline.guard)
     classification: Classification | None = None
     group_id: str | None = None
     attempt: int = 1

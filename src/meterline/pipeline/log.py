@@ -52,6 +52,7 @@ def row_for(ctx: RequestContext, outcome: Outcome) -> dict[str, Any]:
         "tokens_before": ctx.tokens_before,
         "tokens_after": ctx.tokens_after,
         "compression": ctx.compression,
+        "guard": ctx.guard,
         "request_group_id": ctx.group_id or ctx.request_id,
         "attempt": ctx.attempt,
         "experiment": ctx.experiment[0] if ctx.experiment else None,

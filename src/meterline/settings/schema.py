@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 __all__ = [
     "AccountingSettings",
@@ -10,6 +11,7 @@ __all__ = [
     "CacheSettings",
     "CompressionConfig",
     "FallbackSettings",
+    "GuardSettings",
     "LLMClassifierSettings",
     "RateLimit",
     "RoutingSettings",
@@ -181,6 +183,16 @@ class CacheSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class GuardSettings:
+    """What happens to a request whose text holds a credential (``secrets``: replace it with
+    ``[redacted <kind>]`` before it goes anywhere, refuse the request, only record it, or do
+    not look) or a take-over phrase (``injection``)."""
+
+    secrets: Literal["redact", "block", "flag", "off"] = "redact"
+    injection: Literal["flag", "block", "off"] = "flag"
+
+
+@dataclass(frozen=True, slots=True)
 class CompressionConfig:
     """Prompt compression: stages 1–4 are lossless; ``trim`` (lossy) runs only above
     ``trim_threshold`` input tokens. ``x-meterline-compress: off`` skips it per request."""
@@ -241,6 +253,7 @@ class Settings:
     cache: CacheSettings = field(default_factory=CacheSettings)
     routing: RoutingSettings = field(default_factory=RoutingSettings)
     compression: CompressionConfig = field(default_factory=CompressionConfig)
+    guard: GuardSettings = field(default_factory=GuardSettings)
     fallback: FallbackSettings = field(default_factory=FallbackSettings)
     master_key: str | None = None
 

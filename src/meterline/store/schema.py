@@ -87,6 +87,7 @@ requests = Table(
     Column("tokens_before", Integer),
     Column("tokens_after", Integer),
     Column("compression", JSON),
+    Column("guard", JSON),  # the guard stage's findings: secret kinds, an injection phrase
     Column("task_type", String(32)),
     Column("complexity", Integer),
     Column("language", String(32)),
