@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import anthropic
+import httpx
 import openai
 import pytest
 
@@ -123,6 +124,8 @@ def test_secrets_are_redacted_before_the_upstream_sees_them(
     assert row["guard"] == {"secrets": {"aws_access_key_id": 1, "github_token": 1},
                             "secrets_action": "redact"}  # fmt: skip
     assert aws not in str(row)
+    scraped = httpx.get(f"{default.url}/metrics").text  # no master key on this gateway
+    assert 'meterline_guard_findings_total{finding="github_token",action="redact"} 1' in scraped
 
 
 def test_injection_is_flagged_and_passes(default: LiveGateway) -> None:

@@ -26,6 +26,9 @@ _FAMILIES: dict[str, tuple[str, str, str, tuple[str, ...]]] = {
                  "Time from the request's arrival to its answer's end.", ("surface", "stream")),
     "ttft": ("meterline_time_to_first_token_seconds", "histogram",
              "Time from a streamed request's arrival to its first token.", ("surface",)),
+    "guard": ("meterline_guard_findings_total", "counter",
+              "Credentials (by kind) and prompt-injection phrases the guard found.",
+              ("finding", "action")),
 }  # fmt: skip
 
 # The figures a snapshot's ``process`` family may hold (``Metrics.probe``).

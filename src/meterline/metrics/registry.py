@@ -52,6 +52,7 @@ class Metrics:
         self.cost_pusd: dict[tuple[str, ...], int] = {}
         self.duration: dict[tuple[str, ...], _Histogram] = {}
         self.ttft: dict[tuple[str, ...], _Histogram] = {}
+        self.guard: dict[tuple[str, ...], int] = {}
 
     def observe(self, row: dict[str, Any]) -> None:
         """Count one request log row (``pipeline.log.row_for``)."""
@@ -77,6 +78,16 @@ class Metrics:
         _histogram(self.duration, (row["surface"], stream)).observe(row["latency_ms"] / 1000)
         if row["ttft_ms"] is not None:
             _histogram(self.ttft, (row["surface"],)).observe(row["ttft_ms"] / 1000)
+        if row.get("guard"):
+            self._guard(row["guard"])
+
+    def _guard(self, found: dict[str, Any]) -> None:
+        for kind, count in found.get("secrets", {}).items():
+            key = (kind, found["secrets_action"])
+            self.guard[key] = self.guard.get(key, 0) + count
+        if found.get("injection"):
+            key = ("injection", found["injection_action"])
+            self.guard[key] = self.guard.get(key, 0) + 1
 
     def snapshot(self) -> Snapshot:
         return {
@@ -85,6 +96,7 @@ class Metrics:
             "cost_pusd": [[*k, v] for k, v in self.cost_pusd.items()],
             "duration": [[*k, [*h.buckets, h.count, h.total]] for k, h in self.duration.items()],
             "ttft": [[*k, [*h.buckets, h.count, h.total]] for k, h in self.ttft.items()],
+            "guard": [[*k, v] for k, v in self.guard.items()],
             "process": [
                 [name, value] for name, value in (self.probe() if self.probe else {}).items()
             ],
@@ -94,7 +106,7 @@ class Metrics:
 def merged(snapshots: list[Snapshot]) -> Snapshot:
     """Several processes' snapshots summed, label set by label set."""
     out: Snapshot = {}
-    for family in ("requests", "tokens", "cost_pusd", "duration", "ttft", "process"):
+    for family in ("requests", "tokens", "cost_pusd", "duration", "ttft", "guard", "process"):
         sums: dict[tuple[str, ...], Any] = {}
         for snapshot in snapshots:
             for *labels, value in snapshot.get(family, ()):
