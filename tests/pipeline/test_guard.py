@@ -186,4 +186,4 @@ async def test_a_long_text_sent_again_is_not_scanned_again(monkeypatch: pytest.M
         ctx = RequestContext(request, "openai")
         await guard(ctx)
         assert ctx.request.messages[0].text.endswith("token [redacted slack_token]\n")
-    assert scans == [len(history), len("first question"), len("second question")]
+    assert scans.count(len(history)) == 1  # the short texts are searched each time

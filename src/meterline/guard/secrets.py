@@ -4,7 +4,7 @@ marker that ordinary text and code do not contain), so that redacting them loses
 Each pattern starts with a literal string, so the regular expression engine skips ahead with a
 fast substring search instead of trying every pattern at every position: ~0.4 ms for 100 kB of
 code against ~16 ms for one alternation of them all. A short text (most prompts) is settled by
-one search for the anchors all of them hold (~1 µs).
+a substring test for each of the anchors they hold (~1 µs).
 """
 
 from __future__ import annotations
@@ -29,10 +29,11 @@ _PATTERNS: tuple[tuple[str, str], ...] = (
                     r"-----END (?:[A-Z0-9]+ )*PRIVATE KEY-----)?"),
 )  # fmt: skip
 _COMPILED = tuple((kind, re.compile(pattern)) for kind, pattern in _PATTERNS)
-# Something every pattern above holds: one search for these settles a short text at once (a
-# long one is searched faster pattern by pattern: the alternation has no literal prefix).
-_ANCHORS = re.compile(r"AKIA|ASIA|gh[pousr]_|github_pat_|T3BlbkFJ|sk-ant-|xox[abposr]-|AIza|"
-                      r"[sr]k_live_|PRIVATE KEY")  # fmt: skip
+# Something every pattern above holds: a short text with none of these needs no pattern tried
+# (a substring test each, cheaper than one search for their alternation, which has no literal
+# prefix to skip ahead with).
+_ANCHORS = ("AKIA", "ASIA", "hp_", "ho_", "hu_", "hs_", "hr_", "github_pat_", "T3BlbkFJ",
+            "sk-ant-", "xox", "AIza", "k_live_", "PRIVATE KEY")  # fmt: skip
 SECRET_KINDS = tuple(dict.fromkeys(kind for kind, _ in _PATTERNS))
 
 Found = tuple[str, int, int]  # kind, start, end
@@ -40,7 +41,7 @@ Found = tuple[str, int, int]  # kind, start, end
 
 def find_secrets(text: str) -> list[Found]:
     """Every credential in ``text``, in order of position (overlaps dropped)."""
-    if len(text) < 4096 and _ANCHORS.search(text) is None:
+    if len(text) < 4096 and not any(anchor in text for anchor in _ANCHORS):
         return []
     found = sorted(
         (m.start(), m.end(), kind) for kind, pattern in _COMPILED for m in pattern.finditer(text)

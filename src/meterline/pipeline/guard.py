@@ -22,7 +22,7 @@ from meterline.errors import InvalidRequest
 from meterline.guard import find_injection, find_secrets, redact
 from meterline.pipeline.context import RequestContext
 from meterline.settings import GuardSettings
-from meterline.types import ContentPart, ImagePart, Message, OpaquePart, TextPart, ToolResultPart
+from meterline.types import ContentPart, Message, TextPart, ToolResultPart
 
 __all__ = ["GuardStage"]
 
@@ -43,26 +43,22 @@ class GuardStage:
             return None
         kinds: dict[str, int] = {}
         phrase: str | None = None
-        messages: list[Message] = []
         for where, message in enumerate(ctx.request.messages):
-            parts: list[ContentPart] = []
-            for part in message.parts:
-                part, found, said = self._part(part)
-                for kind in found:
-                    kinds[kind] = kinds.get(kind, 0) + 1
-                if found and s.secrets == "block":
+            for text in _texts(message):
+                secrets, said = self._scan(text)
+                phrase = phrase or said
+                if not secrets:
+                    continue
+                if s.secrets == "block":
+                    named = ", ".join(sorted({kind for kind, _, _ in secrets}))
                     raise InvalidRequest(
-                        f"messages[{where}] holds what looks like a credential "
-                        f"({', '.join(sorted(set(found)))}); remove it and send the request "
-                        "again (this gateway refuses to forward credentials)",
+                        f"messages[{where}] holds what looks like a credential ({named}); "
+                        "remove it and send the request again (this gateway refuses to "
+                        "forward credentials)",
                         code="secret_detected",
                     )
-                phrase = phrase or said
-                parts.append(part)
-            changed = any(a is not b for a, b in zip(parts, message.parts, strict=True))
-            messages.append(
-                dataclasses.replace(message, parts=tuple(parts)) if changed else message
-            )
+                for kind, _, _ in secrets:
+                    kinds[kind] = kinds.get(kind, 0) + 1
         if phrase is not None and s.injection == "block":
             raise InvalidRequest(
                 f"the request holds a prompt-injection phrase ({phrase!r})", code="prompt_injection"
@@ -70,33 +66,26 @@ class GuardStage:
         if kinds or phrase:
             self._record(ctx, kinds, phrase)
         if kinds and s.secrets == "redact":
-            ctx.request = dataclasses.replace(ctx.request, messages=tuple(messages))
+            messages = tuple(self._redacted(m) for m in ctx.request.messages)
+            ctx.request = dataclasses.replace(ctx.request, messages=messages)
         return None
 
-    def _part(self, part: ContentPart) -> tuple[ContentPart, list[str], str | None]:
-        """``part`` as it goes on, the kinds of the secrets in it, a take-over phrase in it."""
-        if isinstance(part, TextPart):
-            return self._text(part)
-        if not isinstance(part, ToolResultPart):
-            return part, [], None
-        content: list[TextPart | ImagePart | OpaquePart] = []
-        kinds: list[str] = []
-        phrase = None
-        for inner in part.content:
-            if isinstance(inner, TextPart):
-                inner, found, said = self._text(inner)
-                kinds += found
-                phrase = phrase or said
-            content.append(inner)
-        if any(a is not b for a, b in zip(content, part.content, strict=True)):
-            part = dataclasses.replace(part, content=tuple(content))
-        return part, kinds, phrase
+    def _redacted(self, message: Message) -> Message:
+        parts: list[ContentPart] = []
+        for part in message.parts:
+            if isinstance(part, TextPart):
+                part = self._redacted_text(part)
+            elif isinstance(part, ToolResultPart):
+                content = tuple(
+                    self._redacted_text(p) if isinstance(p, TextPart) else p for p in part.content
+                )
+                part = dataclasses.replace(part, content=content)
+            parts.append(part)
+        return dataclasses.replace(message, parts=tuple(parts))
 
-    def _text(self, part: TextPart) -> tuple[TextPart, list[str], str | None]:
-        secrets, phrase = self._scan(part.text)
-        if secrets and self.settings.secrets == "redact":
-            part = dataclasses.replace(part, text=redact(part.text, list(secrets)))
-        return part, [kind for kind, _, _ in secrets], phrase
+    def _redacted_text(self, part: TextPart) -> TextPart:
+        secrets = self._scan(part.text)[0]
+        return dataclasses.replace(part, text=redact(part.text, list(secrets))) if secrets else part
 
     def _scan(self, text: str) -> Findings:
         if len(text) < _REMEMBER_FROM:
@@ -125,3 +114,14 @@ class GuardStage:
             ctx.guard |= {"injection": phrase, "injection_action": s.injection}
             notes.append(f"injection {done[s.injection]}")
         ctx.response_headers["x-meterline-guard"] = "; ".join(notes)
+
+
+def _texts(message: Message) -> list[str]:
+    """The texts the guard reads in ``message``: its text parts and its tool results' text."""
+    texts = []
+    for part in message.parts:
+        if isinstance(part, TextPart):
+            texts.append(part.text)
+        elif isinstance(part, ToolResultPart):
+            texts += [p.text for p in part.content if isinstance(p, TextPart)]
+    return texts
