@@ -35,6 +35,7 @@ from meterline.pipeline.guard import GuardStage
 from meterline.pipeline.limits import RateLimitStage
 from meterline.pipeline.log import RequestLog
 from meterline.pipeline.route import Resolver, RouteStage, auto_tier
+from meterline.pipeline.trace import TraceStage
 from meterline.providers import ProviderDeps, ProviderRegistry, register_models
 from meterline.providers.anthropic import AnthropicProvider
 from meterline.providers.proxy import Proxies, ProxySettingError
@@ -47,6 +48,7 @@ from meterline.routing.policy import Router
 from meterline.routing.stats import RouteStats
 from meterline.settings import ConfigError, ConfigProblem, Settings, default_database_url
 from meterline.store import LogWriter, open_engine
+from meterline.telemetry import Tracing, otlp_endpoint
 from meterline.types import ChatRequest
 
 if TYPE_CHECKING:
@@ -93,6 +95,7 @@ class Gateway:
         self.auth: AuthStage | None = None
         self.metrics = Metrics()
         self._snapshots: WorkerSnapshots | None = None
+        self._tracing: Tracing | None = None
 
     @property
     def database_url(self) -> str:
@@ -148,8 +151,12 @@ class Gateway:
         self.cache = CacheStage(self._cache_backend, c)
         semantic = await self._start_semantic_cache()
         self.auth = AuthStage(self._keys, self.settings.master_key)
+        endpoint = otlp_endpoint(self.settings.telemetry, self.env)
+        if endpoint is not None:
+            self._tracing = Tracing(endpoint, self.settings.telemetry.service_name)
         self._pipeline = Pipeline(
             [
+                *([TraceStage(self._tracing)] if self._tracing is not None else []),
                 RequestLog(self._writer),
                 self.llm_classifier,
                 self.auth,
@@ -210,6 +217,7 @@ class Gateway:
             None if self._keys is None else self._keys.aclose,
             None if self._writer is None else self._writer.close,
             None if self._snapshots is None else self._snapshots.close,
+            None if self._tracing is None else self._tracing.close,
             None if self._providers is None else self._providers.aclose,
             None if self._pool is None else self._pool.close,
             None if self._session is None else self._session.close,

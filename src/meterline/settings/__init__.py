@@ -19,6 +19,7 @@ from meterline.settings.schema import (
     SemanticRoute,
     ServerSettings,
     Settings,
+    TelemetrySettings,
     TimeoutSettings,
 )
 from meterline.settings.validate import ConfigError, ConfigProblem, parse_config
@@ -30,6 +31,7 @@ __all__ = [
     "CompressionConfig",
     "FallbackSettings",
     "GuardSettings",
+    "TelemetrySettings",
     "LLMClassifierSettings",
     "RateLimit",
     "RoutingSettings",

@@ -12,6 +12,7 @@ __all__ = [
     "CompressionConfig",
     "FallbackSettings",
     "GuardSettings",
+    "TelemetrySettings",
     "LLMClassifierSettings",
     "RateLimit",
     "RoutingSettings",
@@ -183,6 +184,16 @@ class CacheSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class TelemetrySettings:
+    """OpenTelemetry traces: one span per request, sent over OTLP/HTTP to ``otlp_endpoint``
+    (else to ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``, or ``OTEL_EXPORTER_OTLP_ENDPOINT`` +
+    ``/v1/traces``, as the SDKs read them); none of them set: no tracing, no cost."""
+
+    otlp_endpoint: str | None = None
+    service_name: str = "meterline"
+
+
+@dataclass(frozen=True, slots=True)
 class GuardSettings:
     """What happens to a request whose text holds a credential (``secrets``: replace it with
     ``[redacted <kind>]`` before it goes anywhere, refuse the request, only record it, or do
@@ -254,6 +265,7 @@ class Settings:
     routing: RoutingSettings = field(default_factory=RoutingSettings)
     compression: CompressionConfig = field(default_factory=CompressionConfig)
     guard: GuardSettings = field(default_factory=GuardSettings)
+    telemetry: TelemetrySettings = field(default_factory=TelemetrySettings)
     fallback: FallbackSettings = field(default_factory=FallbackSettings)
     master_key: str | None = None
 
