@@ -48,12 +48,13 @@ from meterline.routing.policy import Router
 from meterline.routing.stats import RouteStats
 from meterline.settings import ConfigError, ConfigProblem, Settings, default_database_url
 from meterline.store import LogWriter, open_engine
-from meterline.telemetry import Tracing, otlp_endpoint
+from meterline.telemetry import otlp_endpoint
 from meterline.types import ChatRequest
 
 if TYPE_CHECKING:
     from meterline.cache.embedder import Embedder
     from meterline.cache.semantic import SemanticCache
+    from meterline.tracing import Tracing
 
 __all__ = ["Gateway"]
 
@@ -153,6 +154,8 @@ class Gateway:
         self.auth = AuthStage(self._keys, self.settings.master_key)
         endpoint = otlp_endpoint(self.settings.telemetry, self.env)
         if endpoint is not None:
+            from meterline.tracing import Tracing  # the SDK, loaded only when tracing is on
+
             self._tracing = Tracing(endpoint, self.settings.telemetry.service_name)
         self._pipeline = Pipeline(
             [

@@ -1,10 +1,14 @@
-"""Trace stage: a span for each request once it ends (``meterline.telemetry``); in the
-pipeline only when tracing is configured."""
+"""Trace stage: a span for each request once it ends (``meterline.tracing``); in the pipeline
+only when tracing is configured."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from meterline.pipeline.context import RequestContext
-from meterline.telemetry import Tracing
+
+if TYPE_CHECKING:
+    from meterline.tracing import Tracing
 
 __all__ = ["TraceStage"]
 
