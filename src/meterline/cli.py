@@ -87,12 +87,11 @@ def _serve_workers(args: argparse.Namespace, settings: Settings, host: str, port
     made = None
     # Each worker writes its metrics here for the one a scrape reaches (metrics/workers.py).
     shm = Path("/dev/shm")
-    metrics_dir = tempfile.mkdtemp(prefix="meterline-metrics-",
-                                   dir=shm if os.access(shm, os.W_OK) else None)  # fmt: skip
+    scratch = shm if os.access(shm, os.W_OK) else None  # else the system's temporary directory
+    metrics_dir = tempfile.mkdtemp(prefix="meterline-metrics-", dir=scratch)
     os.environ["METERLINE_METRICS_DIR"] = metrics_dir
     if not acc.redis_url and not acc.counters_file:
-        fd, made = tempfile.mkstemp(prefix="meterline-counters-",
-                                    dir=shm if os.access(shm, os.W_OK) else None)  # fmt: skip
+        fd, made = tempfile.mkstemp(prefix="meterline-counters-", dir=scratch)
         os.close(fd)
         os.environ["METERLINE_COUNTERS_FILE"] = made
     try:

@@ -106,7 +106,7 @@ class Metrics:
 def merged(snapshots: list[Snapshot]) -> Snapshot:
     """Several processes' snapshots summed, label set by label set."""
     out: Snapshot = {}
-    for family in ("requests", "tokens", "cost_pusd", "duration", "ttft", "guard", "process"):
+    for family in dict.fromkeys(f for snapshot in snapshots for f in snapshot):
         sums: dict[tuple[str, ...], Any] = {}
         for snapshot in snapshots:
             for *labels, value in snapshot.get(family, ()):

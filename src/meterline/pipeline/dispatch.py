@@ -20,6 +20,7 @@ from meterline.pipeline.log import RowSink, row_for
 from meterline.pipeline.pipeline import Reply
 from meterline.pipeline.stream import Primed
 from meterline.providers import ProviderRegistry
+from meterline.providers.registry import can_take
 from meterline.routing.classifier import complexity_band
 from meterline.routing.fallback import failure_kind, next_in_chain
 from meterline.routing.stats import RouteStats
@@ -88,7 +89,7 @@ class Dispatch:
         if provider is None:
             raise GatewayError(f"provider {ctx.route.provider!r} is not available")
         request = ctx.request.with_model(ctx.route.model.name)
-        if request.opaque is not None and provider.wire != request.wire:
+        if not can_take(provider, request):
             raise InvalidRequest(
                 f"the request holds {request.opaque}, which only an upstream of the "
                 f"{request.wire} format can take; {ctx.route.model.key} speaks {provider.wire}",

@@ -160,11 +160,8 @@ class AnthropicProvider:
 
     async def complete(self, request: ChatRequest) -> ChatResponse:
         body = self.http.json(await self.http.send(self._call(request)))
-        if request.wire != self.wire or not isinstance(body, dict):
-            return decode_response(body)
-        if body.get("model", request.model) != request.model:
-            body = {**body, "model": request.model}
-        return replace(decode_response(body), relayed=Relayed(self.wire, body))
+        relayed = isinstance(body, dict) and request.wire == self.wire
+        return decode_response(body, Relayed(self.wire, body) if relayed else None)
 
     async def stream(self, request: ChatRequest) -> ChunkStream:
         decoder = StreamDecoder(self.name)

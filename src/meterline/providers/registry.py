@@ -17,7 +17,7 @@ from meterline.providers.openai import OpenAIProvider
 from meterline.settings import ModelEntry, ProviderSettings
 from meterline.types import ChatRequest
 
-__all__ = ["PROVIDER_TYPES", "ProviderRegistry", "register_models"]
+__all__ = ["PROVIDER_TYPES", "ProviderRegistry", "can_take", "register_models"]
 
 log = logging.getLogger("meterline.providers")
 
@@ -67,6 +67,12 @@ def register_models(catalog: Catalog, providers: Iterable[ProviderSettings]) -> 
             catalog.add(info)
 
 
+def can_take(provider: Provider, request: ChatRequest) -> bool:
+    """Every provider can take a request it can translate; one holding what only its own wire
+    format carries (``ChatRequest.opaque``) only a provider speaking that format."""
+    return request.opaque is None or provider.wire == request.wire
+
+
 class ProviderRegistry:
     """The enabled providers, by name, in configuration order."""
 
@@ -102,11 +108,10 @@ class ProviderRegistry:
         return name in self._providers
 
     def able(self, request: ChatRequest) -> Container[str]:
-        """The providers that can take ``request``: all, or for a request holding what only
-        its own wire format carries (``ChatRequest.opaque``), those speaking that format."""
+        """The providers that can take ``request`` (:func:`can_take`)."""
         if request.opaque is None:
             return self
-        return frozenset(p.name for p in self._providers.values() if p.wire == request.wire)
+        return frozenset(p.name for p in self._providers.values() if can_take(p, request))
 
     def __iter__(self) -> Iterator[Provider]:
         return iter(self._providers.values())

@@ -6,7 +6,6 @@ Claude Code and the ``anthropic`` SDK point here with ``ANTHROPIC_BASE_URL`` (no
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import replace
 from typing import Any
 
 from starlette.requests import Request
@@ -44,9 +43,8 @@ class AnthropicSurface(Surface):
         ]
 
     def decode(self, body: Any, headers: dict[str, str]) -> ChatRequest:
-        request = decode_request(body)
         beta = headers.get("anthropic-beta")
-        return replace(request, wire_headers={"anthropic-beta": beta}) if beta else request
+        return decode_request(body, wire_headers={"anthropic-beta": beta} if beta else None)
 
     def headers(self, ctx: RequestContext | None, *, final: bool) -> dict[str, str]:
         headers = super().headers(ctx, final=final)
@@ -78,7 +76,7 @@ class AnthropicSurface(Surface):
                     relayed = True
                     frames, last = chunks.wire, chunks.last
                 else:
-                    if not started and not relayed:
+                    if not started:
                         # Anthropic announces the prompt size up front; the upstream's count
                         # comes at the end, so the start carries the local tokenizer's count
                         # and message_delta the billed one.

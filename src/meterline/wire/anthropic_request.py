@@ -336,11 +336,12 @@ def _check_extra(body: dict[str, Any]) -> None:
     )
 
 
-def decode_request(body: Any) -> ChatRequest:
+def decode_request(body: Any, wire_headers: dict[str, str] | None = None) -> ChatRequest:
     """Validate an Anthropic ``/v1/messages`` body into a :class:`ChatRequest`.
 
     ``top_k``, ``thinking`` and every other field the internal type does not model land in
     ``extra``; Anthropic streams always report usage, so ``include_usage`` is set.
+    ``wire_headers``: the client's headers an Anthropic upstream takes (``anthropic-beta``).
     """
     _expect(isinstance(body, dict), "the request body must be a JSON object", "body")
     model = body.get("model")
@@ -378,6 +379,7 @@ def decode_request(body: Any) -> ChatRequest:
         extra={k: v for k, v in body.items() if k not in _KNOWN},
         wire="anthropic",
         opaque=first_opaque(tuple(messages), tools),
+        wire_headers=wire_headers or {},
     )
 
 

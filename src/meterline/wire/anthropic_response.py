@@ -29,6 +29,7 @@ from meterline.types import (
     ContentPart,
     FinishReason,
     Message,
+    Relayed,
     TextPart,
     ThinkingPart,
     ToolCallDelta,
@@ -188,8 +189,9 @@ def _decode_block(block: Any) -> ContentPart | None:
     return None  # server tool blocks and the like have no internal counterpart
 
 
-def decode_response(body: Any) -> ChatResponse:
-    """The :class:`ChatResponse` of an upstream Anthropic ``message`` object."""
+def decode_response(body: Any, relayed: Relayed | None = None) -> ChatResponse:
+    """The :class:`ChatResponse` of an upstream Anthropic ``message`` object; ``relayed``: the
+    same answer kept whole for a client of the same format."""
     if not isinstance(body, dict) or not isinstance(body.get("content"), list):
         raise UpstreamUnavailable("the upstream answered without content")
     parts = [p for p in map(_decode_block, body["content"]) if p is not None]
@@ -199,6 +201,7 @@ def decode_response(body: Any) -> ChatResponse:
         message=Message("assistant", tuple(parts)),
         finish_reason=_FINISH.get(body.get("stop_reason") or "end_turn", "stop"),
         usage=decode_usage(body.get("usage")),
+        relayed=relayed,
     )
 
 
