@@ -113,9 +113,9 @@ class Gateway:
     async def start(self) -> None:
         self._engine = await open_engine(self.database_url)
         self._writer = writer = LogWriter(self._engine, self.settings.log, self._spill_dir())
-        self.metrics = Metrics(lambda: {"log_rows_written": writer.written,
-                                        "log_rows_spilled": writer.spilled,
-                                        "log_queue_rows": writer.backlog})  # fmt: skip
+        self.metrics.probe = lambda: {"log_rows_written": writer.written,
+                                      "log_rows_spilled": writer.spilled,
+                                      "log_queue_rows": writer.backlog}  # fmt: skip
         writer.observers.append(self.metrics.observe)
         writer.start()
         shared = self.env.get("METERLINE_METRICS_DIR")  # set by serve --workers N
